@@ -1,0 +1,25 @@
+# xinc: the implicit neural canvas of NeRV and FFN models, from data to figures.
+# Usage: `snakemake --cores all` (embedded synthetic demo), `--configfile presets/paper.yaml`.
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config.yaml"
+
+
+report: "workflow/report/workflow.rst"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/canvas.smk"
+include: "workflow/rules/figures.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        figures=FIGURES,
+        metrics=all_model_metrics(),

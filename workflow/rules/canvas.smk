@@ -1,0 +1,77 @@
+# Canvas: pixel groupings per frame, then every layer's contribution maps streamed into
+# per-frame statistics in one job (a full canvas is never written).
+
+
+rule pixel_groups:
+    input:
+        frames=frames_for,
+        panoptic=work_file("panoptic.npy"),
+        meta=work_file("meta.json"),
+    output:
+        groups="results/pixel_groups/{arch}/{ds}/{vid}/f{f}.npz",
+    log:
+        "logs/canvas/pixel_groups/{arch}/{ds}/{vid}/f{f}.log",
+    conda:
+        "../../envs/xinc.yaml"
+    params:
+        stats=config["stats"],
+    script:
+        "../scripts/pixel_groups.py"
+
+
+rule canvas_nerv:
+    input:
+        ckpt="results/models/nerv/{ds}/{vid}/s{seed}/ckpt.pt",
+        groups="results/pixel_groups/nerv/{ds}/{vid}/f{f}.npz",
+        meta=work_file("meta.json"),
+    output:
+        stats=expand(
+            "results/stats/nerv/{{ds}}/{{vid}}/s{{seed}}/f{{f}}/{layer}.npz",
+            layer=LAYERS["nerv"],
+        ),
+    log:
+        "logs/canvas/nerv/{ds}/{vid}/s{seed}/f{f}.log",
+    benchmark:
+        "benchmarks/canvas/nerv/{ds}/{vid}/s{seed}/f{f}.tsv"
+    conda:
+        "../../envs/xinc.yaml"
+    threads: 2
+    resources:
+        mem_mb=3000,
+        runtime=30,
+    params:
+        layers=LAYERS["nerv"],
+        canvas=config["canvas"],
+        stats=config["stats"],
+        device=config["device"],
+    script:
+        "../scripts/canvas_stats.py"
+
+
+rule canvas_ffn:
+    input:
+        ckpt="results/models/ffn/{ds}/{vid}/f{f}/s{seed}/ckpt.pt",
+        groups="results/pixel_groups/ffn/{ds}/{vid}/f{f}.npz",
+        meta=work_file("meta.json"),
+    output:
+        stats=expand(
+            "results/stats/ffn/{{ds}}/{{vid}}/s{{seed}}/f{{f}}/{layer}.npz",
+            layer=LAYERS["ffn"],
+        ),
+    log:
+        "logs/canvas/ffn/{ds}/{vid}/s{seed}/f{f}.log",
+    benchmark:
+        "benchmarks/canvas/ffn/{ds}/{vid}/s{seed}/f{f}.tsv"
+    conda:
+        "../../envs/xinc.yaml"
+    threads: 2
+    resources:
+        mem_mb=2000,
+        runtime=30,
+    params:
+        layers=LAYERS["ffn"],
+        canvas=config["canvas"],
+        stats=config["stats"],
+        device=config["device"],
+    script:
+        "../scripts/canvas_stats.py"

@@ -1,0 +1,66 @@
+# Figures: pure plotting from the per-frame statistics (seconds; no model is touched).
+
+
+rule fig03:
+    input:
+        stats=figure_stats,
+    output:
+        png=report(
+            "results/figures/fig03.png",
+            caption="../report/fig03.rst",
+            category="Figures",
+            labels={"figure": "Fig 3", "content": "sample contribution maps"},
+        ),
+        csv="results/figures/fig03.csv",
+    log:
+        "logs/figures/fig03.log",
+    conda:
+        "../../envs/xinc.yaml"
+    params:
+        panels=figure_panels(),
+        neurons=config["figures"]["fig03_neurons"],
+    script:
+        "../scripts/fig03.py"
+
+
+rule fig04:
+    input:
+        stats=figure_stats,
+    output:
+        png=report(
+            "results/figures/fig04.png",
+            caption="../report/fig04.rst",
+            category="Figures",
+            labels={"figure": "Fig 4", "content": "grouping variance"},
+        ),
+        csv="results/figures/fig04.csv",
+    log:
+        "logs/figures/fig04.log",
+    conda:
+        "../../envs/xinc.yaml"
+    params:
+        panels=figure_panels(),
+        grid=config["figures"]["fig04_grid"],
+    script:
+        "../scripts/fig04.py"
+
+
+rule fig06:
+    input:
+        stats=figure_stats,
+    output:
+        png=report(
+            "results/figures/fig06.png",
+            caption="../report/fig06.rst",
+            category="Figures",
+            labels={"figure": "Fig 6", "content": "pixels per neuron"},
+        ),
+        csv="results/figures/fig06.csv",
+    log:
+        "logs/figures/fig06.log",
+    conda:
+        "../../envs/xinc.yaml"
+    params:
+        panels=figure_panels(),
+    script:
+        "../scripts/fig06.py"

@@ -1,0 +1,74 @@
+"""The `xinc` command: what a user does by hand (synthetic data, parameter counts, tracing)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+
+
+def cmd_synth(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from xinc.data.synth import generate
+
+    out = Path(args.out)
+    truth = Path(args.truth) if args.truth else out.with_name(out.name + ".truth.npz")
+    generate(args.dataset, out, truth, seed=args.seed, scale=args.scale)
+    print(f"wrote {out} (ground truth {truth})")
+
+
+def cmd_params(args: argparse.Namespace) -> None:
+    from xinc.config import load_config
+    from xinc.models import build_model, count_params
+
+    models = load_config(args.preset)["models"]
+    counts = {arch: count_params(build_model(arch, models[arch])) for arch in sorted(models)}
+    print(json.dumps(counts))
+
+
+def cmd_trace(args: argparse.Namespace) -> None:
+    from xinc.tasks import trace_checkpoint
+
+    trace_checkpoint(args.checkpoint, args.out, frame=args.frame, layers=args.layers)
+    print(f"wrote {args.out}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="xinc", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    synth = sub.add_parser("synth", help="generate a synthetic dataset in its official layout")
+    synth.add_argument("dataset", choices=["cityscapes_vps", "vipseg"])
+    synth.add_argument("out", help="output folder (replaced if it exists)")
+    synth.add_argument("--seed", type=int, default=0)
+    synth.add_argument("--scale", choices=["tiny", "small"], default="small")
+    synth.add_argument("--truth", help="ground-truth npz (default: <out>.truth.npz)")
+    synth.set_defaults(func=cmd_synth)
+
+    params = sub.add_parser("params", help="parameter counts of the configured models (JSON)")
+    params.add_argument("--preset", help="preset name in presets/ or a YAML file")
+    params.set_defaults(func=cmd_params)
+
+    trace = sub.add_parser("trace", help="contribution statistics of one checkpoint and frame")
+    trace.add_argument("checkpoint")
+    trace.add_argument("out", help="output folder for <layer>.npz statistics")
+    trace.add_argument("--frame", type=int, default=0, help="frame index (NeRV only)")
+    trace.add_argument("--layers", nargs="+", help="layers (default: all)")
+    trace.set_defaults(func=cmd_trace)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except (FileNotFoundError, ValueError) as err:
+        print(f"xinc: error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
