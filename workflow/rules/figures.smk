@@ -56,6 +56,7 @@ rule fig06:
             labels={"figure": "Fig 6", "content": "pixels per neuron"},
         ),
         csv="results/figures/fig06.csv",
+        summary="results/figures/fig06_summary.csv",
     log:
         "logs/figures/fig06.log",
     conda:

@@ -11,8 +11,13 @@ if str(PROJECT_ROOT) not in sys.path:
 
 
 def start(snakemake) -> None:
-    """Send stderr (tracebacks, progress bars, logging) to the rule's log file."""
+    """Send stderr (tracebacks, progress bars, logging) to the rule's log file, and echo
+    training evaluations to the terminal so that a user sees progress while models train."""
     sys.stderr = open(snakemake.log[0], "w", buffering=1)  # noqa: SIM115 - lives for the job
     logging.basicConfig(
         stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s"
     )
+    job = "/".join(str(v) for v in snakemake.wildcards)
+    echo = logging.StreamHandler(sys.stdout)
+    echo.setFormatter(logging.Formatter(f"[{snakemake.rule} {job}] %(message)s"))
+    logging.getLogger("xinc.train").addHandler(echo)

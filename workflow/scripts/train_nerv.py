@@ -1,0 +1,23 @@
+"""Rule train_nerv: fit one NeRV to every frame of one video."""
+
+import numpy as np
+import torch
+from _rule import start
+
+start(snakemake)
+
+from xinc.tasks import read_json
+from xinc.train import train_nerv
+
+torch.set_num_threads(snakemake.threads)
+meta = read_json(snakemake.input.meta)
+train_nerv(
+    np.load(snakemake.input.frames),
+    snakemake.params.model,
+    snakemake.params.train,
+    seed=int(snakemake.wildcards.seed),
+    ckpt_path=snakemake.output.ckpt,
+    metrics_path=snakemake.output.metrics,
+    device=snakemake.params.device,
+    meta={"dataset": meta["dataset"], "video": meta["video"]},
+)

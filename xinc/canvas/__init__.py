@@ -1,0 +1,105 @@
+"""Per-neuron contribution maps ("the implicit neural canvas") of NeRV and FFN models.
+
+`iter_canvas` streams the maps of one layer in chunks of neurons, so no caller needs a whole
+layer in memory (NeRV block 1 at 128×256 is 2.4 GB); `ffn_canvas` and `nerv_canvas` build dense
+tensors from it. Modes: `reference` = the authors' definitions (models.md §4.2–4.3). Another mode
+is added by registering a map function in `ffn.MODES` / `nerv.MODES`.
+
+Maps are computed without gradients, in the model's dtype and on the model's device; every
+yielded tensor is freshly allocated and belongs to the caller.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from types import ModuleType
+
+import torch
+from torch import nn
+
+from xinc.canvas import ffn, nerv
+from xinc.models.ffn import FFN
+from xinc.models.nerv import NeRV
+
+CHUNK_BYTES = 8 << 20
+
+__all__ = ["CHUNK_BYTES", "canvas_size", "default_chunk", "ffn_canvas", "iter_canvas",
+           "layer_names", "n_neurons", "nerv_canvas"]
+
+
+def _arch(model: nn.Module) -> ModuleType:
+    if isinstance(model, NeRV):
+        return nerv
+    if isinstance(model, FFN):
+        return ffn
+    raise TypeError(f"no contribution maps for {type(model).__name__}; expected NeRV or FFN")
+
+
+def layer_names(model: nn.Module) -> list[str]:
+    """Layers with maps: NeRV `head, bJ, …, b1`; FFN `l1, …, lL`."""
+    return _arch(model).layer_names(model)
+
+
+def n_neurons(model: nn.Module, layer: str) -> int:
+    """Number of neurons (maps) of `layer`."""
+    return _arch(model).n_neurons(model, layer)
+
+
+def canvas_size(model: nn.Module, height: int | None = None,
+                width: int | None = None) -> tuple[int, int]:
+    """(H, W) of the maps: NeRV's output size, or the FFN grid the caller asks for."""
+    if isinstance(model, NeRV):
+        return model.cfg.output_size
+    _arch(model)
+    if height is None or width is None:
+        raise ValueError("FFN maps need height and width")
+    return height, width
+
+
+def default_chunk(height: int, width: int, itemsize: int = 4) -> int:
+    """Neurons per chunk so that one chunk of maps is about `CHUNK_BYTES` (at least 1)."""
+    return max(1, CHUNK_BYTES // (height * width * itemsize))
+
+
+def iter_canvas(model: nn.Module, layer: str, *, t: float | torch.Tensor | None = None,
+                height: int | None = None, width: int | None = None, mode: str = "reference",
+                chunk: int | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Yield `(neuron ids [n], maps [n, H, W])`, n ≤ chunk, covering `layer` in id order.
+
+    NeRV needs `t` (a Python float or float64 tensor, t = i/T); FFN needs `height`, `width`.
+    NeRV neuron id = i·K + k (input channel i, conv output channel k before PixelShuffle).
+    `chunk=None` picks `default_chunk`: small chunks stay in cache and are recycled by the
+    C allocator, which is several times faster than chunks of hundreds of MB (fresh pages).
+    """
+    h, w = canvas_size(model, height, width)
+    chunk = default_chunk(h, w) if chunk is None else chunk
+    if chunk < 1:
+        raise ValueError(f"chunk must be positive, got {chunk}")
+    if isinstance(model, NeRV):
+        if t is None:
+            raise ValueError("NeRV maps need the frame time t")
+        return nerv.iter_nerv(model, layer, t, mode=mode, chunk=chunk)
+    return ffn.iter_ffn(model, layer, h, w, mode=mode, chunk=chunk)
+
+
+def _dense(model: nn.Module, layer: str, **kwargs) -> torch.Tensor:
+    out = None
+    for ids, maps in iter_canvas(model, layer, **kwargs):
+        if out is None:
+            out = maps.new_empty((n_neurons(model, layer), *maps.shape[1:]))
+        out[ids] = maps
+    return out
+
+
+def ffn_canvas(model: FFN, height: int, width: int,
+               mode: str = "reference") -> dict[str, torch.Tensor]:
+    """All FFN layers: `{"l1": [n_1, H, W], …}`."""
+    return {name: _dense(model, name, height=height, width=width, mode=mode)
+            for name in ffn.layer_names(model)}
+
+
+def nerv_canvas(model: NeRV, t: float | torch.Tensor, layers: Sequence[str] | None = None,
+                mode: str = "reference") -> dict[str, torch.Tensor]:
+    """NeRV maps `{layer: [C_in·K, H, W]}` for `layers` (default: all, head first)."""
+    names = nerv.layer_names(model) if layers is None else list(layers)
+    return {name: _dense(model, name, t=t, mode=mode) for name in names}

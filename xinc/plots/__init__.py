@@ -1,0 +1,126 @@
+"""Figures of xinc: pure plotting from the per-frame, per-layer statistics (docs/formats.md §6).
+
+Each figure module (`fig03`, `fig04`, `fig06`, ...) has a `render(inputs, png_path, csv_path,
+**options)` function. `inputs` is a sequence of :class:`StatsInput` (or plain paths, whose labels
+are parsed from the standard layout `results/stats/{arch}/{ds}/{vid}/s{seed}/f{f}/{layer}.npz`).
+Every figure writes the image and a CSV holding exactly the numbers drawn; both are byte-for-byte
+reproducible for the same inputs.
+
+This module does not import matplotlib; `xinc.plots.style` and the figure modules do.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["StatsInput", "as_inputs", "groups_in_order", "pair_inputs", "read_stats"]
+
+
+@dataclass(frozen=True)
+class StatsInput:
+    """One statistics file (one layer of one frame of one model) plus the labels to show."""
+
+    path: Path
+    dataset: str
+    video: str
+    arch: str
+    layer: str
+    seed: int | None = None
+    frame: int | None = None
+
+    @classmethod
+    def from_path(cls, path: str | Path, **labels: Any) -> StatsInput:
+        """Labels from the path `.../{arch}/{ds}/{vid}/s{seed}/f{f}/{layer}.npz`, else from the
+        file's `meta_json`; keyword `labels` (dataset, video, arch, layer, seed, frame) win."""
+        path = Path(path)
+        found: dict[str, Any] = {}
+        parts = path.parts
+        if (len(parts) >= 6 and path.suffix == ".npz" and parts[-3].startswith("s")
+                and parts[-2].startswith("f") and parts[-3][1:].isdigit()
+                and parts[-2][1:].isdigit()):
+            found = {"arch": parts[-6], "dataset": parts[-5], "video": parts[-4],
+                     "seed": int(parts[-3][1:]), "frame": int(parts[-2][1:]),
+                     "layer": path.stem}
+        needed = {"arch", "layer", "seed", "frame"} - found.keys() - labels.keys()
+        if needed and path.exists():
+            meta = read_stats(path, ()).get("meta", {})
+            for key in needed:
+                if key in meta:
+                    found[key] = meta[key]
+        found.update(labels)
+        found.setdefault("dataset", "")
+        found.setdefault("video", path.parent.name)
+        if "arch" not in found or "layer" not in found:
+            raise ValueError(f"cannot tell arch and layer of {path}; pass them as labels")
+        for key in ("seed", "frame"):
+            if found.get(key) is not None:
+                found[key] = int(found[key])
+        return cls(path=path, **{k: found.get(k) for k in
+                                 ("dataset", "video", "arch", "layer", "seed", "frame")})
+
+    def with_labels(self, **labels: Any) -> StatsInput:
+        return replace(self, **labels)
+
+    @property
+    def group_key(self) -> tuple[str, str, str, int | None, int | None]:
+        """(dataset, video, arch, seed, frame): the model and frame this layer belongs to."""
+        return (self.dataset, self.video, self.arch, self.seed, self.frame)
+
+    def labels(self) -> dict[str, Any]:
+        """Identifier columns, in CSV order."""
+        return {"dataset": self.dataset, "video": self.video, "arch": self.arch,
+                "layer": self.layer, "seed": self.seed, "frame": self.frame}
+
+
+def as_inputs(inputs: Iterable[StatsInput | str | Path]) -> list[StatsInput]:
+    """Normalise a mix of StatsInput and paths; a (group, layer) may appear only once."""
+    out = [x if isinstance(x, StatsInput) else StatsInput.from_path(x) for x in inputs]
+    seen: set[tuple[Any, ...]] = set()
+    for x in out:
+        key = (*x.group_key, x.layer)
+        if key in seen:
+            raise ValueError(f"duplicate statistics input for {key}: {x.path}")
+        seen.add(key)
+    return out
+
+
+def pair_inputs(paths: Sequence[str | Path], panels: Sequence[dict[str, Any]]
+                ) -> list[StatsInput]:
+    """StatsInputs from parallel lists of paths and label dicts (keys: dataset, video, arch,
+    layer, seed, frame; missing ones are parsed from the path or the file's meta)."""
+    if len(paths) != len(panels):
+        raise ValueError(f"{len(paths)} statistics paths but {len(panels)} panels")
+    fields = ("dataset", "video", "arch", "layer", "seed", "frame")
+    return as_inputs(StatsInput.from_path(p, **{k: v for k, v in panel.items() if k in fields})
+                     for p, panel in zip(paths, panels, strict=True))
+
+
+def read_stats(path: str | Path, keys: Sequence[str] | None = None) -> dict[str, Any]:
+    """Arrays `keys` (all when None) of a statistics npz plus its parsed `meta` dict.
+
+    Only the requested members are decompressed; missing keys are simply absent from the result.
+    """
+    out: dict[str, Any] = {}
+    with np.load(Path(path), allow_pickle=False) as z:
+        names = z.files if keys is None else [k for k in keys if k in z.files]
+        for name in names:
+            out[name] = z[name]
+        if "meta_json" in z.files:
+            out["meta"] = json.loads(str(z["meta_json"]))
+        else:
+            out["meta"] = {}
+    return out
+
+
+def groups_in_order(inputs: Sequence[StatsInput]) -> dict[tuple, list[StatsInput]]:
+    """Inputs grouped by `group_key`, groups and layers in order of first appearance."""
+    groups: dict[tuple, list[StatsInput]] = {}
+    for x in inputs:
+        groups.setdefault(x.group_key, []).append(x)
+    return groups

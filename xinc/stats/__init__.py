@@ -1,0 +1,37 @@
+"""Pixel groupings and per-frame statistics of contribution maps (analyses.md §0.5–0.6)."""
+
+from xinc.stats.frame_stats import (
+    FrameStats,
+    canvas_frame_stats,
+    frame_stats,
+    label_maps,
+    read_frame_stats,
+    sample_neurons,
+    write_frame_stats,
+)
+from xinc.stats.groupings import (
+    GROUPINGS,
+    gabor_features,
+    grid_groups,
+    instance_groups,
+    pixel_groups,
+)
+from xinc.stats.variance import SIGNED_GROUPINGS, grouping_variance, stats_variances
+
+__all__ = [
+    "GROUPINGS",
+    "SIGNED_GROUPINGS",
+    "FrameStats",
+    "canvas_frame_stats",
+    "frame_stats",
+    "gabor_features",
+    "grid_groups",
+    "grouping_variance",
+    "instance_groups",
+    "label_maps",
+    "pixel_groups",
+    "read_frame_stats",
+    "sample_neurons",
+    "stats_variances",
+    "write_frame_stats",
+]

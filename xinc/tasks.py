@@ -1,0 +1,100 @@
+"""One function per workflow step that needs more than one library call: files in, files out.
+
+The rule scripts and the `xinc` command call these; they hold the wiring, not the math.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from xinc.canvas import layer_names
+from xinc.io import save_npz
+from xinc.models import NeRV, load_checkpoint
+from xinc.stats import canvas_frame_stats, grid_groups, pixel_groups, write_frame_stats
+from xinc.train.device import resolve_device
+
+LOG = logging.getLogger(__name__)
+
+
+def read_json(path: str | Path) -> dict[str, Any]:
+    return json.loads(Path(path).read_text())
+
+
+def annotated_index(meta: dict[str, Any], frame: int, source: str | Path) -> int:
+    """Position of raw frame `frame` among the video's annotated frames."""
+    try:
+        return meta["annotated_t"].index(frame)
+    except ValueError:
+        raise ValueError(
+            f"{source}: frame {frame} of video {meta['video']} is not annotated "
+            f"(annotated frames: {meta['annotated_t']}); analyse an annotated frame"
+        ) from None
+
+
+def make_pixel_groups(frames: str | Path, panoptic: str | Path, meta: str | Path, frame: int,
+                      out: str | Path, *, clusters: int, grid: Sequence[int], seed: int,
+                      gabor_mode: str = "reference") -> None:
+    """Groupings (instances, RGB/Gabor k-means, grid cells) of one working-resolution frame."""
+    info = read_json(meta)
+    labels = np.load(panoptic, mmap_mode="r")[annotated_index(info, frame, meta)]
+    image = np.load(frames, mmap_mode="r")[frame]
+    groups = pixel_groups(np.asarray(image), np.asarray(labels), k=clusters, grid=tuple(grid),
+                          seed=seed, gabor_mode=gabor_mode)
+    save_npz(out, **groups)
+
+
+def frame_time(model: torch.nn.Module, frame: int, n_frames: int) -> float | None:
+    """NeRV query time t = j/T of raw frame j (the exact mapping); None for an FFN."""
+    return frame / n_frames if isinstance(model, NeRV) else None
+
+
+def trace_frame(model: torch.nn.Module, groups: dict[str, np.ndarray], outputs: dict[str, Path],
+                *, t: float | None, height: int, width: int, mode: str = "reference",
+                chunk: int | None = None, n_sample: int = 16, sample_seed: int = 0,
+                meta: dict[str, Any] | None = None) -> None:
+    """Stream every requested layer's maps into its statistics file (one file per layer)."""
+    for layer, path in outputs.items():
+        LOG.info("layer %s: contribution maps -> statistics", layer)
+        stats = canvas_frame_stats(model, layer, groups, t=t, height=height, width=width,
+                                   n_sample=n_sample, sample_seed=sample_seed, mode=mode,
+                                   chunk=chunk, meta=meta)
+        write_frame_stats(path, stats)
+
+
+def canvas_stats(ckpt: str | Path, groups: str | Path, meta: str | Path, frame: int,
+                 outputs: Sequence[str | Path], layers: Sequence[str], *, canvas: dict[str, Any],
+                 stats: dict[str, Any], device: str = "auto") -> None:
+    """Rule canvas_{nerv,ffn}: statistics of every layer of one model at one frame."""
+    info = read_json(meta)
+    model = load_checkpoint(ckpt).to(resolve_device(device))
+    height, width = info["working_size"]
+    with np.load(groups, allow_pickle=False) as z:
+        group_maps = {key: z[key] for key in z.files}
+    trace_frame(
+        model, group_maps, dict(zip(layers, map(Path, outputs), strict=True)),
+        t=frame_time(model, frame, info["T"]), height=height, width=width,
+        mode=canvas["mode"], chunk=canvas["chunk"], n_sample=stats["sample_neurons"],
+        sample_seed=stats["seed"],
+        meta={"dataset": info["dataset"], "video": info["video"], "frame": frame,
+              "seed": model.meta.get("seed")},
+    )
+
+
+def trace_checkpoint(ckpt: str | Path, out_dir: str | Path, *, frame: int = 0,
+                     layers: Sequence[str] | None = None, grid: Sequence[int] = (4, 8)) -> None:
+    """`xinc trace`: statistics of one checkpoint (grid-cell groupings only) into `out_dir`."""
+    model = load_checkpoint(ckpt)
+    height, width = int(model.meta["height"]), int(model.meta["width"])
+    layers = list(layers or layer_names(model))
+    out_dir = Path(out_dir)
+    t = frame_time(model, frame, int(model.meta.get("frames", 1)))
+    trace_frame(model, grid_groups(height, width, tuple(grid)),
+                {layer: out_dir / f"{layer}.npz" for layer in layers},
+                t=t, height=height, width=width, meta={"frame": frame})

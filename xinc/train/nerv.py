@@ -1,0 +1,142 @@
+"""Fit one NeRV to one video (models.md §2)."""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from xinc.models import build_model, model_config
+from xinc.train.common import LOG, parse_settings, progress_bar, write_outputs
+from xinc.train.device import describe_device, reproducible, resolve_device
+from xinc.train.metrics import psnr_per_frame
+from xinc.train.schedule import warmup_cosine_lr
+
+EVAL_CHUNK = 8
+
+
+@dataclass(frozen=True)
+class NeRVTrainConfig:
+    """Training settings; defaults are the authors' (batch 2, lr 1e-3, `cosine_0.1_1_0.1`)."""
+
+    epochs: int = 1000
+    lr: float = 1e-3
+    batch_size: int = 2
+    eval_every: int = 50
+    warmup: float = 0.1
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "batch_size", "eval_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"NeRV training setting {name} must be ≥ 1")
+        if self.lr <= 0:
+            raise ValueError("NeRV training setting lr must be positive")
+
+
+def nerv_inputs(frames: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    """Frame times t = i/T (float64 [T]) and targets (float32 [T, 3, H, W]) from [T, H, W, 3]."""
+    frames = np.asarray(frames)
+    if frames.ndim != 4 or frames.shape[-1] != 3:
+        raise ValueError(f"NeRV frames must have shape [T, H, W, 3], got {frames.shape}")
+    n = frames.shape[0]
+    t = torch.arange(n, dtype=torch.float64) / n
+    targets = torch.from_numpy(np.ascontiguousarray(frames, dtype=np.float32))
+    return t, targets.permute(0, 3, 1, 2).contiguous()
+
+
+@torch.no_grad()
+def evaluate_nerv(model: nn.Module, t: torch.Tensor, targets: torch.Tensor) -> float:
+    """Mean over frames of the per-frame PSNR of the unclamped output (frames in order)."""
+    scores = [
+        psnr_per_frame(model(t[i : i + EVAL_CHUNK]), targets[i : i + EVAL_CHUNK])
+        for i in range(0, len(t), EVAL_CHUNK)
+    ]
+    return float(torch.cat(scores).mean())
+
+
+def train_nerv(
+    frames: np.ndarray,
+    model_settings: dict[str, Any],
+    train_settings: dict[str, Any],
+    *,
+    seed: int,
+    ckpt_path: str | Path,
+    metrics_path: str | Path,
+    device: str | torch.device = "auto",
+    meta: dict[str, Any] | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Fit a NeRV to `frames` (float32 [T, H, W, 3], the unclamped bicubic targets).
+
+    Adam with the warm-up + cosine schedule set every iteration, shuffled batches (seeded,
+    drop_last), per-frame MSE averaged over the batch. PSNR every `eval_every` epochs and at the
+    end. Writes the final weights to `ckpt_path` (meta: frames, height, width, seed, psnr, plus
+    `meta`), then `metrics_path`; returns the metrics dict.
+    """
+    cfg = parse_settings(NeRVTrainConfig, train_settings, "NeRV training")
+    t, targets = nerv_inputs(frames)
+    n_frames, _, height, width = targets.shape
+    model_cfg = model_config("nerv", model_settings)
+    if model_cfg.output_size != (height, width):
+        scale = math.prod(model_cfg.strides)
+        raise ValueError(
+            f"NeRV renders {model_cfg.output_size[0]}×{model_cfg.output_size[1]} "
+            f"(fc_hw {list(model_cfg.fc_hw)} × prod(strides {list(model_cfg.strides)}) = "
+            f"×{scale}) but the frames are {height}×{width}; set fc_hw to "
+            f"[{height / scale:g}, {width / scale:g}] or resize the frames"
+        )
+    if cfg.batch_size > n_frames:
+        raise ValueError(f"batch_size {cfg.batch_size} exceeds the number of frames {n_frames}")
+    dev = resolve_device(device)
+    start = time.perf_counter()
+    with reproducible(dev):
+        torch.manual_seed(seed)
+        model = build_model("nerv", model_settings).to(dev)
+        t, targets = t.to(dev), targets.to(dev)
+        optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(0.9, 0.999))
+        order_rng = torch.Generator().manual_seed(seed)
+        iters = n_frames // cfg.batch_size
+        history: list[list[float]] = []
+        score = float("nan")
+        with progress_bar(cfg.epochs, "nerv epochs", progress) as bar:
+            for epoch in range(cfg.epochs):
+                order = torch.randperm(n_frames, generator=order_rng).to(dev)
+                loss_sum = torch.zeros((), device=dev)
+                for it in range(iters):
+                    lr = warmup_cosine_lr((epoch + it / iters) / cfg.epochs, cfg.lr, cfg.warmup)
+                    for group in optimizer.param_groups:
+                        group["lr"] = lr
+                    idx = order[it * cfg.batch_size : (it + 1) * cfg.batch_size]
+                    loss = (model(t[idx]) - targets[idx]).pow(2).flatten(1).mean(dim=1).mean()
+                    optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    optimizer.step()
+                    loss_sum += loss.detach()
+                if (epoch + 1) % cfg.eval_every == 0 or epoch + 1 == cfg.epochs:
+                    score = evaluate_nerv(model, t, targets)
+                    history.append([epoch + 1, score])
+                    LOG.info("epoch %d/%d  psnr %.2f dB", epoch + 1, cfg.epochs, score)
+                bar.set_postfix(
+                    loss=f"{float(loss_sum) / iters:.3g}", psnr=f"{score:.2f}", refresh=False
+                )
+                bar.update()
+        seconds = time.perf_counter() - start
+    base_meta = {"frames": n_frames, "height": height, "width": width, "seed": seed, "psnr": score}
+    return write_outputs(
+        model,
+        arch="nerv",
+        ckpt_path=ckpt_path,
+        metrics_path=metrics_path,
+        meta=base_meta | (meta or {}),
+        psnr=score,
+        history=history,
+        seconds=seconds,
+        device=describe_device(dev),
+        seed=seed,
+    )
