@@ -222,6 +222,9 @@ def test_frame_stats_misuse(random_maps):
         acc.update(torch.arange(5, 7), torch.zeros(2, h + 1, w))
     with pytest.raises(ValueError, match="sample ids"):
         FrameStats(labels, n, h, w, sample_ids=[n])
+    for bad in (labels["a"] * 2, labels["a"] - 1):
+        with pytest.raises(ValueError, match="none empty"):
+            FrameStats({"bad": bad}, n, h, w)
 
 
 def test_canvas_frame_stats_ffn_and_roundtrip(tmp_path):

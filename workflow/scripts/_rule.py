@@ -17,7 +17,7 @@ def start(snakemake) -> None:
     logging.basicConfig(
         stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s"
     )
-    job = "/".join(str(v) for v in snakemake.wildcards)
+    job = " ".join(f"{key}={value}" for key, value in snakemake.wildcards.items())
     echo = logging.StreamHandler(sys.stdout)
     echo.setFormatter(logging.Formatter(f"[{snakemake.rule} {job}] %(message)s"))
     logging.getLogger("xinc.train").addHandler(echo)

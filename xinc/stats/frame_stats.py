@@ -52,11 +52,12 @@ class FrameStats:
                  meta: Mapping[str, Any] | None = None) -> None:
         self.n, self.height, self.width = n_neurons, height, width
         self.labels = label_maps(groups, height, width)
+        self.areas: dict[str, np.ndarray] = {}
         for name, lab in self.labels.items():
-            if lab.min() < 0:
-                raise ValueError(f"grouping {name!r} has negative labels")
-        self.areas = {g: np.bincount(lab.ravel()).astype(np.int64)
-                      for g, lab in self.labels.items()}
+            areas = np.bincount(lab.ravel()) if lab.min() >= 0 else np.zeros(1)
+            if not areas.all():
+                raise ValueError(f"grouping {name!r}: labels must be 0 … G−1, none empty")
+            self.areas[name] = areas.astype(np.int64)
         self.sample_ids = np.unique(np.asarray(sample_ids, dtype=np.int64))
         if self.sample_ids.size and not 0 <= self.sample_ids[0] <= self.sample_ids[-1] < n_neurons:
             raise ValueError(f"sample ids must lie in [0, {n_neurons})")
