@@ -15,10 +15,10 @@ import numpy as np
 import torch
 
 from xinc.canvas import layer_names
+from xinc.device import resolve_device
 from xinc.io import save_npz
 from xinc.models import NeRV, load_checkpoint
 from xinc.stats import canvas_frame_stats, grid_groups, pixel_groups, write_frame_stats
-from xinc.train.device import resolve_device
 
 LOG = logging.getLogger(__name__)
 

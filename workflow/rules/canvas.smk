@@ -1,22 +1,5 @@
-# Canvas: pixel groupings per frame, then every layer's contribution maps streamed into
-# per-frame statistics in one job (a full canvas is never written).
-
-
-rule pixel_groups:
-    input:
-        frames=frames_for,
-        panoptic=work_file("panoptic.npy"),
-        meta=work_file("meta.json"),
-    output:
-        groups="results/pixel_groups/{arch}/{ds}/{vid}/f{f}.npz",
-    log:
-        "logs/canvas/pixel_groups/{arch}/{ds}/{vid}/f{f}.log",
-    conda:
-        "../../envs/xinc.yaml"
-    params:
-        stats=config["stats"],
-    script:
-        "../scripts/pixel_groups.py"
+# Canvas: every layer's contribution maps of one model at one frame, streamed into per-frame
+# statistics in one job (a full canvas is never written).
 
 
 rule canvas_nerv:

@@ -1,6 +1,6 @@
 """Training of NeRV (one per video) and FFN (one per frame) models, seeded and reproducible."""
 
-from xinc.train.device import reproducible, resolve_device
+from xinc.device import reproducible, resolve_device
 from xinc.train.ffn import FFNTrainConfig, train_ffn
 from xinc.train.metrics import psnr, psnr_per_frame, quantize_8bit
 from xinc.train.nerv import NeRVTrainConfig, train_nerv

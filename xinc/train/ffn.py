@@ -11,9 +11,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from xinc.device import describe_device, reproducible, resolve_device
 from xinc.models import build_model, ffn_coords
 from xinc.train.common import LOG, parse_settings, progress_bar, write_outputs
-from xinc.train.device import describe_device, reproducible, resolve_device
 from xinc.train.metrics import psnr, quantize_8bit
 
 
