@@ -17,10 +17,11 @@ include: "workflow/rules/train.smk"
 include: "workflow/rules/canvas.smk"
 include: "workflow/rules/analysis.smk"
 include: "workflow/rules/figures.smk"
+include: "workflow/rules/tables.smk"
 
 
 rule all:
     default_target: True
     input:
         figures=FIGURES,
-        metrics=all_model_metrics(),
+        tables="results/tables/table_s1.csv",

@@ -26,7 +26,10 @@ from xinc.train.nerv import evaluate_nerv, nerv_inputs
 
 TINY_NERV = {"fc_hw": [2, 4], "strides": [4, 2, 2], "fc_dim": 12}  # renders 32×64
 TINY_FFN = {"width": 32, "fourier_scale": 1.0}
-METRIC_KEYS = {"arch", "params", "psnr", "psnr_history", "seconds", "device", "seed"}
+METRIC_KEYS = {
+    "arch", "params", "psnr", "psnr_history", "seconds", "device", "seed",
+    "psnr_q8", "bpp", "bits_per_param",
+}
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -164,6 +167,9 @@ def test_nerv_outputs(nerv_run) -> None:
     assert metrics["arch"] == "nerv" and metrics["device"] == "cpu" and metrics["seed"] == 1
     assert [step for step, _ in metrics["psnr_history"]] == [20, 40, 60, 80]
     assert metrics["psnr"] == metrics["psnr_history"][-1][1]
+    # 8-bit weights cost little PSNR; the coded size is under 32 bits per parameter
+    assert metrics["psnr"] - 3 < metrics["psnr_q8"] < metrics["psnr"] + 0.5
+    assert 0 < metrics["bits_per_param"] < 9
     model = load_checkpoint(out / "ckpt.pt")
     assert model.meta == {
         "frames": 6,
@@ -289,7 +295,7 @@ def test_ffn_outputs_keep_best_weights(ffn_run) -> None:
 
 
 def test_ffn_saves_best_not_last_weights(monkeypatch, tmp_path: Path) -> None:
-    scripted = iter([1.0, 5.0, 2.0])
+    scripted = iter([1.0, 5.0, 2.0, 4.0])  # three evaluations, then the 8-bit copy
     states: list[dict[str, torch.Tensor]] = []
 
     def fake_evaluate(model, coords, target) -> float:
@@ -306,7 +312,7 @@ def test_ffn_saves_best_not_last_weights(monkeypatch, tmp_path: Path) -> None:
         metrics_path=tmp_path / "m.json",
         progress=False,
     )
-    assert metrics["psnr"] == 5.0
+    assert metrics["psnr"] == 5.0 and metrics["psnr_q8"] == 4.0
     assert metrics["psnr_history"] == [[1, 1.0], [2, 5.0], [3, 2.0]]
     saved = load_checkpoint(tmp_path / "c.pt").state_dict()
     assert all(torch.equal(saved[k], states[1][k]) for k in saved)

@@ -103,6 +103,10 @@ def test_smoke_models_report_psnr(smoke_run):
     for path in metrics:
         psnr = json.loads(path.read_text())["psnr"]
         assert np.isfinite(psnr) and psnr > 5, path
+    table = pd.read_csv(smoke_run / "results" / "tables" / "table_s1.csv").set_index("arch")
+    assert table.loc["nerv", "params"] == 21501 and table.loc["ffn", "params"] == 851
+    assert table.loc["nerv", "n"] == 2 and table.loc["ffn", "n"] == 2  # two videos, one seed
+    assert (table["bpp_mean"] > 0).all()
 
 
 def test_smoke_prepared_labels_equal_generator_truth(smoke_run):

@@ -35,6 +35,19 @@ def cmd_trace(args: argparse.Namespace) -> None:
     print(f"wrote {args.out}")
 
 
+def cmd_bench_train(args: argparse.Namespace) -> None:
+    from xinc.bench.train import format_report, run
+
+    result = run(args.arch, frames=args.frames, size=args.size, epochs=args.epochs,
+                 steps=args.steps, repeats=args.repeats, batch_models=args.batch_models,
+                 device=args.device, threads=args.threads, seed=args.seed)
+    print(format_report(result))
+    if args.json:
+        from xinc.io import write_json
+
+        write_json(args.json, result)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="xinc", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -57,6 +70,24 @@ def build_parser() -> argparse.ArgumentParser:
     trace.add_argument("--frame", type=int, default=0, help="frame index (NeRV only)")
     trace.add_argument("--layers", nargs="+", help="layers (default: all)")
     trace.set_defaults(func=cmd_trace)
+    bench = sub.add_parser("bench", help="benchmarks (ratios against a baseline in the same run)")
+    bench_sub = bench.add_subparsers(dest="benchmark", required=True)
+    train = bench_sub.add_parser(
+        "train", help="training speed: our NeRV loop vs a textbook loop; FFNs batched vs one by one"
+    )
+    train.add_argument("--arch", choices=["nerv", "ffn"], required=True)
+    train.add_argument("--frames", type=int, default=30, help="video length / number of FFNs")
+    train.add_argument("--size", type=int, nargs=2, default=[128, 256], metavar=("H", "W"))
+    train.add_argument("--epochs", type=int, default=2, help="NeRV epochs per timed run")
+    train.add_argument("--steps", type=int, default=20, help="FFN steps per timed run")
+    train.add_argument("--repeats", type=int, default=3)
+    train.add_argument("--batch-models", type=int, nargs="+", default=[0],
+                       help="FFN group sizes to time (0 = automatic)")
+    train.add_argument("--device", default="auto")
+    train.add_argument("--threads", type=int, help="torch threads (default: torch's)")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--json", help="also write the result as JSON here")
+    train.set_defaults(func=cmd_bench_train)
     return parser
 
 

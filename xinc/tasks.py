@@ -16,7 +16,7 @@ import torch
 
 from xinc.canvas import layer_names
 from xinc.device import resolve_device
-from xinc.io import save_npz
+from xinc.io import save_npz, write_json
 from xinc.models import NeRV, load_checkpoint
 from xinc.stats import canvas_frame_stats, grid_groups, pixel_groups, write_frame_stats
 
@@ -50,9 +50,21 @@ def make_pixel_groups(frames: str | Path, panoptic: str | Path, meta: str | Path
     save_npz(out, **groups)
 
 
-def frame_time(model: torch.nn.Module, frame: int, n_frames: int) -> float | None:
-    """NeRV query time t = j/T of raw frame j (the exact mapping); None for an FFN."""
-    return frame / n_frames if isinstance(model, NeRV) else None
+def frame_time(model: torch.nn.Module, frame: int, meta: dict[str, Any],
+               time_index: str = "exact") -> float | None:
+    """NeRV query time of raw frame j; None for an FFN.
+
+    `exact`: t = j/T, the time the NeRV was trained with for that frame. `reference`: the
+    authors' analysis, t = k/A for the k-th of the A annotated frames (models.md §4.6 item 6).
+    """
+    if not isinstance(model, NeRV):
+        return None
+    if time_index == "exact":
+        n_frames = int(getattr(model, "meta", {}).get("frames") or meta["T"])
+        return frame / n_frames
+    if time_index == "reference":
+        return annotated_index(meta, frame, "meta.json") / len(meta["annotated_t"])
+    raise ValueError(f"unknown time_index {time_index!r} (use 'exact' or 'reference')")
 
 
 def trace_frame(model: torch.nn.Module, groups: dict[str, np.ndarray], outputs: dict[str, Path],
@@ -79,7 +91,7 @@ def canvas_stats(ckpt: str | Path, groups: str | Path, meta: str | Path, frame: 
         group_maps = {key: z[key] for key in z.files}
     trace_frame(
         model, group_maps, dict(zip(layers, map(Path, outputs), strict=True)),
-        t=frame_time(model, frame, info["T"]), height=height, width=width,
+        t=frame_time(model, frame, info, canvas["time_index"]), height=height, width=width,
         mode=canvas["mode"], chunk=canvas["chunk"], n_sample=stats["sample_neurons"],
         sample_seed=stats["seed"],
         meta={"dataset": info["dataset"], "video": info["video"], "frame": frame,
@@ -94,7 +106,53 @@ def trace_checkpoint(ckpt: str | Path, out_dir: str | Path, *, frame: int = 0,
     height, width = int(model.meta["height"]), int(model.meta["width"])
     layers = list(layers or layer_names(model))
     out_dir = Path(out_dir)
-    t = frame_time(model, frame, int(model.meta.get("frames", 1)))
+    if isinstance(model, NeRV) and not model.meta.get("frames"):
+        raise ValueError(f"{ckpt}: the checkpoint does not record its video length (meta 'frames')")
+    t = frame_time(model, frame, {"T": model.meta.get("frames")})
     trace_frame(model, grid_groups(height, width, tuple(grid)),
                 {layer: out_dir / f"{layer}.npz" for layer in layers},
                 t=t, height=height, width=width, meta={"frame": frame})
+
+
+def load_nerv_frames(path: str | Path) -> np.ndarray:
+    """NeRV targets float32 [T, H, W, 3]: the bicubic float frames, or 8-bit frames / 255."""
+    frames = np.load(path)
+    return frames.astype(np.float32) / 255.0 if frames.dtype == np.uint8 else frames
+
+
+def import_model(arch: str, src: str | Path, frames: str | Path, meta: str | Path,
+                 ckpt: str | Path, metrics: str | Path, *, seed: int, frame: int | None = None,
+                 settings: dict[str, Any] | None = None, device: str = "auto") -> dict[str, Any]:
+    """Rules import_{nerv,ffn}: a checkpoint trained elsewhere → xinc's format + metrics.json.
+
+    The PSNR is measured on this workflow's frames exactly as after training here.
+    """
+    from xinc.models import count_params, ffn_coords, import_checkpoint
+    from xinc.train.ffn import evaluate_ffn, ffn_target
+    from xinc.train.nerv import evaluate_nerv, nerv_inputs
+
+    info = read_json(meta)
+    extra = {"dataset": info["dataset"], "video": info["video"], "seed": seed,
+             "height": info["working_size"][0], "width": info["working_size"][1]}
+    if arch == "nerv":
+        extra["frames"] = info["T"]
+    else:
+        extra.update(frame=frame, frames=info["T"])
+    fc_hw = (settings or {}).get("fc_hw") if arch == "nerv" else None
+    model = import_checkpoint(src, ckpt, arch=arch, fc_hw=fc_hw, meta=extra)
+    dev = resolve_device(device)
+    model = model.to(dev).eval()
+    with torch.no_grad():
+        if arch == "nerv":
+            t, targets = nerv_inputs(load_nerv_frames(frames))
+            score = evaluate_nerv(model, t.to(dev), targets.to(dev))
+        else:
+            image = np.load(frames, mmap_mode="r")[frame]
+            h, w = image.shape[:2]
+            coords = ffn_coords(h, w, model.cfg.coords).to(dev)
+            score = evaluate_ffn(model, coords, ffn_target(np.asarray(image)).to(dev))
+    result = {"arch": arch, "params": count_params(model), "psnr": score, "psnr_history": [],
+              "seconds": 0.0, "device": str(dev), "seed": seed, "source": str(src)}
+    write_json(metrics, result)
+    LOG.info("imported %s: PSNR %.2f dB on %s/%s", src, score, info["dataset"], info["video"])
+    return result

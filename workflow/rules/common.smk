@@ -55,6 +55,15 @@ def analysed_frames(ds):
     return [FIRST_ANNOTATED[ds]]
 
 
+def ffn_batch_outputs(ds, name):
+    """Per-model files of the batched FFN job of one {vid} of dataset `ds` (frames x seeds)."""
+    return [
+        f"results/models/ffn/{ds}/{{vid}}/f{f}/s{seed}/{name}"
+        for f in analysed_frames(ds)
+        for seed in SEEDS
+    ]
+
+
 def model_checkpoint(wildcards):
     """Checkpoint that a canvas job of {arch} explains."""
     if wildcards.arch == "nerv":
@@ -62,10 +71,32 @@ def model_checkpoint(wildcards):
     return f"results/models/ffn/{wildcards.ds}/{wildcards.vid}/f{wildcards.f}/s{wildcards.seed}/ckpt.pt"
 
 
+def nerv_frames(wildcards):
+    """Frames a NeRV fits (config train.nerv_target)."""
+    reference = config["train"]["nerv_target"] == "reference"
+    name = "frames_bicubic.npy" if reference else "frames_pil.npy"
+    return f"data/work/{wildcards.ds}/{wildcards.vid}/{WORK}/{name}"
+
+
 def frames_for(wildcards):
     """Working-resolution frames a model of {arch} was trained on."""
-    name = "frames_bicubic.npy" if wildcards.arch == "nerv" else "frames_pil.npy"
-    return f"data/work/{wildcards.ds}/{wildcards.vid}/{WORK}/{name}"
+    if wildcards.arch == "nerv":
+        return nerv_frames(wildcards)
+    return f"data/work/{wildcards.ds}/{wildcards.vid}/{WORK}/frames_pil.npy"
+
+
+def pretrained(arch):
+    """Input function: the user's checkpoint for this job (config pretrained.<arch>)."""
+
+    def path(wildcards):
+        return config["pretrained"][arch].format(
+            dataset=wildcards.ds,
+            video=wildcards.vid,
+            seed=wildcards.seed,
+            frame=wildcards.get("f", ""),
+        )
+
+    return path
 
 
 def stats_path(arch, ds, vid, seed, f, layer):

@@ -1,51 +1,103 @@
-# Training: one NeRV per (dataset, video, seed), one FFN per (dataset, video, frame, seed).
+# Training: one NeRV per (dataset, video, seed), one FFN per (dataset, video, frame, seed);
+# the FFNs of a video train together as one batched model.
+# With config pretrained.<arch> set, the models are imported instead of trained.
 
 
-rule train_nerv:
-    input:
-        frames=work_file("frames_bicubic.npy"),
-        meta=work_file("meta.json"),
-    output:
-        ckpt="results/models/nerv/{ds}/{vid}/s{seed}/ckpt.pt",
-        metrics="results/models/nerv/{ds}/{vid}/s{seed}/metrics.json",
-    log:
-        "logs/train/nerv/{ds}/{vid}/s{seed}.log",
-    benchmark:
-        "benchmarks/train/nerv/{ds}/{vid}/s{seed}.tsv"
-    conda:
-        "../../envs/xinc.yaml"
-    threads: 2
-    resources:
-        mem_mb=4000,
-        runtime=240,
-    params:
-        model=config["models"]["nerv"],
-        train=config["train"]["nerv"],
-        device=config["device"],
-    script:
-        "../scripts/train_nerv.py"
+if config["pretrained"]["nerv"]:
+
+    rule import_nerv:
+        input:
+            src=pretrained("nerv"),
+            frames=nerv_frames,
+            meta=work_file("meta.json"),
+        output:
+            ckpt="results/models/nerv/{ds}/{vid}/s{seed}/ckpt.pt",
+            metrics="results/models/nerv/{ds}/{vid}/s{seed}/metrics.json",
+        log:
+            "logs/train/nerv/{ds}/{vid}/s{seed}.log",
+        conda:
+            "../../envs/xinc.yaml"
+        params:
+            model=config["models"]["nerv"],
+            device=config["device"],
+        script:
+            "../scripts/import_model.py"
+
+else:
+
+    rule train_nerv:
+        input:
+            frames=nerv_frames,
+            meta=work_file("meta.json"),
+        output:
+            ckpt="results/models/nerv/{ds}/{vid}/s{seed}/ckpt.pt",
+            metrics="results/models/nerv/{ds}/{vid}/s{seed}/metrics.json",
+        log:
+            "logs/train/nerv/{ds}/{vid}/s{seed}.log",
+        benchmark:
+            "benchmarks/train/nerv/{ds}/{vid}/s{seed}.tsv"
+        conda:
+            "../../envs/xinc.yaml"
+        threads: 1
+        resources:
+            mem_mb=4000,
+            runtime=240,
+        params:
+            model=config["models"]["nerv"],
+            train=config["train"]["nerv"],
+            device=config["device"],
+        script:
+            "../scripts/train_nerv.py"
 
 
-rule train_ffn:
-    input:
-        frames=work_file("frames_pil.npy"),
-        meta=work_file("meta.json"),
-    output:
-        ckpt="results/models/ffn/{ds}/{vid}/f{f}/s{seed}/ckpt.pt",
-        metrics="results/models/ffn/{ds}/{vid}/f{f}/s{seed}/metrics.json",
-    log:
-        "logs/train/ffn/{ds}/{vid}/f{f}/s{seed}.log",
-    benchmark:
-        "benchmarks/train/ffn/{ds}/{vid}/f{f}/s{seed}.tsv"
-    conda:
-        "../../envs/xinc.yaml"
-    threads: 2
-    resources:
-        mem_mb=2000,
-        runtime=60,
-    params:
-        model=config["models"]["ffn"],
-        train=config["train"]["ffn"],
-        device=config["device"],
-    script:
-        "../scripts/train_ffn.py"
+if config["pretrained"]["ffn"]:
+
+    rule import_ffn:
+        input:
+            src=pretrained("ffn"),
+            frames=work_file("frames_pil.npy"),
+            meta=work_file("meta.json"),
+        output:
+            ckpt="results/models/ffn/{ds}/{vid}/f{f}/s{seed}/ckpt.pt",
+            metrics="results/models/ffn/{ds}/{vid}/f{f}/s{seed}/metrics.json",
+        log:
+            "logs/train/ffn/{ds}/{vid}/f{f}/s{seed}.log",
+        conda:
+            "../../envs/xinc.yaml"
+        params:
+            model=config["models"]["ffn"],
+            device=config["device"],
+        script:
+            "../scripts/import_model.py"
+
+else:
+    # all FFNs of one video (analysed frames x seeds) train as one batched job
+    for ds in DATASETS:
+
+        rule:
+            name:
+                f"train_ffn_{ds}"
+            input:
+                frames=f"data/work/{ds}/{{vid}}/{WORK}/frames_pil.npy",
+                meta=f"data/work/{ds}/{{vid}}/{WORK}/meta.json",
+            output:
+                ckpts=ffn_batch_outputs(ds, "ckpt.pt"),
+                metrics=ffn_batch_outputs(ds, "metrics.json"),
+            log:
+                f"logs/train/ffn/{ds}/{{vid}}.log",
+            benchmark:
+                f"benchmarks/train/ffn/{ds}/{{vid}}.tsv"
+            conda:
+                "../../envs/xinc.yaml"
+            threads: 1
+            resources:
+                mem_mb=2000,
+                runtime=120,
+            params:
+                frames=analysed_frames(ds),
+                seeds=SEEDS,
+                model=config["models"]["ffn"],
+                train=config["train"]["ffn"],
+                device=config["device"],
+            script:
+                "../scripts/train_ffn.py"

@@ -1,4 +1,5 @@
-"""Rule train_ffn: fit one FFN to one frame of one video."""
+"""Rules train_ffn_<dataset>: fit every FFN of one video (analysed frames × seeds) as one
+batched model; each model is written as its own checkpoint + metrics."""
 
 import numpy as np
 import torch
@@ -7,20 +8,20 @@ from _rule import start
 start(snakemake)
 
 from xinc.tasks import read_json
-from xinc.train import train_ffn
+from xinc.train import train_ffn_batch
 
 torch.set_num_threads(snakemake.threads)
 meta = read_json(snakemake.input.meta)
-frame = int(snakemake.wildcards.f)
 frames = np.load(snakemake.input.frames, mmap_mode="r")
-train_ffn(
-    np.ascontiguousarray(frames[frame]),
+frame_ids = list(snakemake.params.frames)
+train_ffn_batch(
+    np.ascontiguousarray(frames[frame_ids]),
     snakemake.params.model,
     snakemake.params.train,
-    seed=int(snakemake.wildcards.seed),
-    ckpt_path=snakemake.output.ckpt,
-    metrics_path=snakemake.output.metrics,
+    seeds=list(snakemake.params.seeds),
+    frame_ids=frame_ids,
+    outputs=list(zip(snakemake.output.ckpts, snakemake.output.metrics, strict=True)),
     device=snakemake.params.device,
-    meta={"dataset": meta["dataset"], "video": meta["video"], "frame": frame,
-          "frames": meta["T"]},
+    meta={"dataset": meta["dataset"], "video": meta["video"], "frames": meta["T"]},
+    state_path=f"{snakemake.output.ckpts[0]}.batch.state",
 )

@@ -1,18 +1,17 @@
 """Rule train_nerv: fit one NeRV to every frame of one video."""
 
-import numpy as np
 import torch
 from _rule import start
 
 start(snakemake)
 
-from xinc.tasks import read_json
+from xinc.tasks import load_nerv_frames, read_json
 from xinc.train import train_nerv
 
 torch.set_num_threads(snakemake.threads)
 meta = read_json(snakemake.input.meta)
 train_nerv(
-    np.load(snakemake.input.frames),
+    load_nerv_frames(snakemake.input.frames),
     snakemake.params.model,
     snakemake.params.train,
     seed=int(snakemake.wildcards.seed),

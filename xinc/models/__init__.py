@@ -8,13 +8,15 @@ from typing import Any
 import torch
 from torch import nn
 
+from xinc.models.authors import model_from_payload, read_checkpoint, to_authors_state_dict
 from xinc.models.ffn import FFN, FFNConfig, ffn_coords
 from xinc.models.nerv import NeRV, NeRVConfig
 
 ARCHS = ("nerv", "ffn")
 
 __all__ = ["ARCHS", "FFN", "FFNConfig", "NeRV", "NeRVConfig", "build_model", "count_params",
-           "ffn_coords", "load_checkpoint", "model_config", "save_checkpoint"]
+           "ffn_coords", "import_checkpoint", "load_checkpoint", "model_config",
+           "save_checkpoint", "to_authors_state_dict"]
 
 
 def model_config(arch: str, settings: dict[str, Any]) -> NeRVConfig | FFNConfig:
@@ -52,17 +54,47 @@ def save_checkpoint(path: str | Path, model: nn.Module, meta: dict[str, Any]) ->
     tmp.replace(path)
 
 
-def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> nn.Module:
-    """Rebuild a model saved by `save_checkpoint`; its `meta` dict is attached as `.meta`."""
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu", *,
+                    arch: str | None = None, fc_hw: tuple[int, int] | list[int] | None = None,
+                    settings: dict[str, Any] | None = None, strict: bool = True) -> nn.Module:
+    """Rebuild a model from a checkpoint; its `meta` dict is attached as `.meta`.
+
+    Reads xinc's own checkpoints (`save_checkpoint`) and those of the authors' code: NeRV files
+    of HNeRV's `train_nerv_all.py` and the FFN Lightning `.ckpt` files (see
+    `xinc.models.authors`). For the latter the architecture is inferred from the tensor shapes;
+    `arch`, `fc_hw` (NeRV stem grid, default: 1:2 aspect, e.g. 8×16), `settings` (NeRVConfig /
+    FFNConfig fields that weights cannot tell, e.g. `pe_base`, `out`) and `strict` (False:
+    skip unknown keys with a warning) apply to them only. `.meta` of an imported model holds
+    `source: "authors"`, `path`, `format` and, when stored, `epoch` / `global_step`.
+    """
     try:
-        payload = torch.load(path, map_location=map_location, weights_only=True)
+        payload = read_checkpoint(path, map_location)
     except Exception as err:  # noqa: BLE001 - re-raised with the file name and the fix
         raise RuntimeError(
             f"{path}: not a readable xinc checkpoint ({err}); delete it and rerun training"
         ) from err
-    if not isinstance(payload, dict) or "arch" not in payload:
-        raise RuntimeError(f"{path}: not an xinc checkpoint (no 'arch' entry)")
-    model = build_model(payload["arch"], payload["config"])
-    model.load_state_dict(payload["state_dict"])
-    model.meta = payload.get("meta", {})
-    return model.eval()
+    if isinstance(payload, dict) and "arch" in payload and "config" in payload:
+        model = build_model(payload["arch"], payload["config"])
+        model.load_state_dict(payload["state_dict"])
+        model.meta = payload.get("meta", {})
+        return model.eval()
+    return model_from_payload(payload, path, arch=arch, fc_hw=fc_hw, settings=settings,
+                              strict=strict)
+
+
+def import_checkpoint(src: str | Path, dst: str | Path, *, arch: str | None = None,
+                      fc_hw: tuple[int, int] | list[int] | None = None,
+                      meta: dict[str, Any] | None = None,
+                      settings: dict[str, Any] | None = None, strict: bool = True) -> nn.Module:
+    """Load any supported checkpoint `src` and write it to `dst` in xinc's format.
+
+    `meta` entries (e.g. `frames`, `height`, `width`, `seed`, `frame`, which the canvas reads)
+    are merged over the loaded model's own `.meta`. Returns the loaded model.
+    """
+    model = load_checkpoint(src, arch=arch, fc_hw=fc_hw, settings=settings, strict=strict)
+    if arch is not None and arch != ("nerv" if isinstance(model, NeRV) else "ffn"):
+        raise ValueError(f"{src}: holds a {type(model).__name__}, not the requested {arch!r}")
+    model.meta = {**getattr(model, "meta", {}), **(meta or {})}
+    Path(dst).parent.mkdir(parents=True, exist_ok=True)
+    save_checkpoint(dst, model, model.meta)
+    return model

@@ -140,25 +140,13 @@ class NeRV(nn.Module):
         return self.trace(t).output
 
 
-AUTHORS_NERV_KEYS = {
-    "decoder.0.conv.downconv": "stem",
-    "head_layer": "head",
-}
+def from_authors_state_dict(state: dict[str, torch.Tensor],
+                            source: str = "<state dict>") -> dict[str, torch.Tensor]:
+    """Rename the authors' HNeRV state-dict keys (`decoder.J.conv.upconv.0`, ...) to ours.
 
+    Wrapper prefixes (`module.`, ...) are stripped generically and `pe_*` keys dropped; see
+    `xinc.models.authors.authors_state_to_ours` (unknown keys raise a `KeyError`).
+    """
+    from xinc.models.authors import authors_state_to_ours
 
-def from_authors_state_dict(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Rename the authors' HNeRV state-dict keys (`decoder.J.conv.upconv.0`, ...) to ours."""
-    renamed = {}
-    for key, value in state.items():
-        key = key.removeprefix("module.")
-        prefix, _, leaf = key.rpartition(".")
-        if prefix in AUTHORS_NERV_KEYS:
-            renamed[f"{AUTHORS_NERV_KEYS[prefix]}.{leaf}"] = value
-        elif prefix.startswith("decoder.") and prefix.endswith(".conv.upconv.0"):
-            j = int(prefix.split(".")[1]) - 1
-            renamed[f"blocks.{j}.conv.{leaf}"] = value
-        elif key.startswith("pe_"):
-            continue
-        else:
-            raise KeyError(f"unknown key {key!r} in an authors' NeRV state dict")
-    return renamed
+    return authors_state_to_ours(state, "nerv", source=source)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Callable
 from dataclasses import fields
 from pathlib import Path
 from typing import Any, TypeVar
@@ -13,6 +14,7 @@ from tqdm import tqdm
 
 from xinc.io import write_json
 from xinc.models import count_params, save_checkpoint
+from xinc.train.quantize import bits_per_pixel, quantized_copy
 
 T = TypeVar("T")
 
@@ -54,8 +56,12 @@ def write_outputs(
     seconds: float,
     device: str,
     seed: int,
+    extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Save the checkpoint, then metrics.json (so a complete metrics file implies a checkpoint)."""
+    """Save the checkpoint, then metrics.json (so a complete metrics file implies a checkpoint).
+
+    `extra` adds metrics, e.g. those of `quantized_metrics`.
+    """
     ckpt_path = Path(ckpt_path)
     ckpt_path.parent.mkdir(parents=True, exist_ok=True)
     save_checkpoint(ckpt_path, model, meta)
@@ -67,6 +73,19 @@ def write_outputs(
         "seconds": seconds,
         "device": device,
         "seed": seed,
+        **(extra or {}),
     }
     write_json(metrics_path, metrics)
     return metrics
+
+
+def quantized_metrics(model: nn.Module, evaluate: Callable[[nn.Module], float], n_pixels: int,
+                      frames: int | None = None) -> dict[str, float]:
+    """PSNR at 8-bit weights (and 6-bit frame encodings for a NeRV of `frames` frames) and the
+    Huffman-coded size of those weights in bits per pixel and per parameter (models.md §2.4)."""
+    cost = bits_per_pixel(model, n_pixels, frames=frames)
+    return {
+        "psnr_q8": evaluate(quantized_copy(model, 8, frames=frames)),
+        "bpp": cost["bpp"],
+        "bits_per_param": cost["bits_per_param_with_overhead"],
+    }

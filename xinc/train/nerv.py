@@ -14,8 +14,17 @@ from torch import nn
 
 from xinc.device import describe_device, reproducible, resolve_device
 from xinc.models import build_model, model_config
-from xinc.train.common import LOG, parse_settings, progress_bar, write_outputs
+from xinc.train.common import LOG, parse_settings, progress_bar, quantized_metrics, write_outputs
 from xinc.train.metrics import psnr_per_frame
+from xinc.train.resume import (
+    default_state_path,
+    fingerprint,
+    load_state,
+    remove_state,
+    restore_rng_states,
+    rng_states,
+    save_state,
+)
 from xinc.train.schedule import warmup_cosine_lr
 
 EVAL_CHUNK = 8
@@ -30,11 +39,14 @@ class NeRVTrainConfig:
     batch_size: int = 2
     eval_every: int = 50
     warmup: float = 0.1
+    checkpoint_every: int = 0  # epochs between resumable state files; 0 = never
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "eval_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"NeRV training setting {name} must be ≥ 1")
+        if self.checkpoint_every < 0:
+            raise ValueError("NeRV training setting checkpoint_every must be ≥ 0 (0 = never)")
         if self.lr <= 0:
             raise ValueError("NeRV training setting lr must be positive")
 
@@ -71,6 +83,7 @@ def train_nerv(
     device: str | torch.device = "auto",
     meta: dict[str, Any] | None = None,
     progress: bool = True,
+    state_path: str | Path | None = None,
 ) -> dict[str, Any]:
     """Fit a NeRV to `frames` (float32 [T, H, W, 3], the unclamped bicubic targets).
 
@@ -78,6 +91,11 @@ def train_nerv(
     drop_last), per-frame MSE averaged over the batch. PSNR every `eval_every` epochs and at the
     end. Writes the final weights to `ckpt_path` (meta: frames, height, width, seed, psnr, plus
     `meta`), then `metrics_path`; returns the metrics dict.
+
+    Resuming (xinc.train.resume): every `checkpoint_every` epochs (setting; 0 = never) the
+    training state is written to `state_path` (default `<ckpt_path>.state`). If that file exists
+    at start, training continues from it (it must come from the same settings, seed and frames,
+    else a `TrainingStateError` says to delete it); it is removed once the outputs are written.
     """
     cfg = parse_settings(NeRVTrainConfig, train_settings, "NeRV training")
     t, targets = nerv_inputs(frames)
@@ -94,6 +112,8 @@ def train_nerv(
     if cfg.batch_size > n_frames:
         raise ValueError(f"batch_size {cfg.batch_size} exceeds the number of frames {n_frames}")
     dev = resolve_device(device)
+    state_file = Path(state_path) if state_path is not None else default_state_path(ckpt_path)
+    run_id = fingerprint("nerv", model_cfg.to_dict(), cfg, seed, frames)
     start = time.perf_counter()
     with reproducible(dev):
         torch.manual_seed(seed)
@@ -103,9 +123,20 @@ def train_nerv(
         order_rng = torch.Generator().manual_seed(seed)
         iters = n_frames // cfg.batch_size
         history: list[list[float]] = []
-        score = float("nan")
+        first_epoch, seconds_before = 0, 0.0
+        state = load_state(state_file, run_id, map_location=dev)
+        if state is not None:
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            restore_rng_states(state["rng"], dev, order_rng)
+            first_epoch, history = state["epoch"], state["history"]
+            seconds_before = state["seconds"]
+            LOG.info("resumed NeRV training from %s at epoch %d/%d", state_file, first_epoch,
+                     cfg.epochs)
+        score = history[-1][1] if history else float("nan")
         with progress_bar(cfg.epochs, "nerv epochs", progress) as bar:
-            for epoch in range(cfg.epochs):
+            bar.update(first_epoch)
+            for epoch in range(first_epoch, cfg.epochs):
                 order = torch.randperm(n_frames, generator=order_rng).to(dev)
                 loss_sum = torch.zeros((), device=dev)
                 for it in range(iters):
@@ -126,9 +157,23 @@ def train_nerv(
                     loss=f"{float(loss_sum) / iters:.3g}", psnr=f"{score:.2f}", refresh=False
                 )
                 bar.update()
-        seconds = time.perf_counter() - start
+                done = epoch + 1
+                if cfg.checkpoint_every and done % cfg.checkpoint_every == 0 and done < cfg.epochs:
+                    save_training_state(
+                        state_file,
+                        run_id,
+                        {
+                            "epoch": done,
+                            "model": model.state_dict(),
+                            "optimizer": optimizer.state_dict(),
+                            "rng": rng_states(dev, order_rng),
+                            "history": history,
+                            "seconds": seconds_before + time.perf_counter() - start,
+                        },
+                    )
+        seconds = seconds_before + time.perf_counter() - start
     base_meta = {"frames": n_frames, "height": height, "width": width, "seed": seed, "psnr": score}
-    return write_outputs(
+    metrics = write_outputs(
         model,
         arch="nerv",
         ckpt_path=ckpt_path,
@@ -139,4 +184,14 @@ def train_nerv(
         seconds=seconds,
         device=describe_device(dev),
         seed=seed,
+        extra=quantized_metrics(model, lambda m: evaluate_nerv(m, t, targets),
+                                n_frames * height * width, frames=n_frames),
     )
+    remove_state(state_file)
+    return metrics
+
+
+def save_training_state(path: Path, run_id: dict[str, Any], state: dict[str, Any]) -> None:
+    """Write a resumable state file (a module-level name, so tests can interrupt after it)."""
+    save_state(path, run_id, state)
+    LOG.info("saved training state to %s (epoch %d)", path, state["epoch"])

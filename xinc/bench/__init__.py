@@ -1,0 +1,5 @@
+"""Benchmarks of xinc's own code against plain baselines (`xinc bench ...`).
+
+`xinc.bench.train`: training speed — `train_nerv` against a textbook PyTorch loop (seconds per
+epoch), and FFNs trained one by one against `train_ffn_batch` (models per minute).
+"""
