@@ -119,7 +119,9 @@ def train_nerv(
         torch.manual_seed(seed)
         model = build_model("nerv", model_settings).to(dev)
         t, targets = t.to(dev), targets.to(dev)
-        optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(0.9, 0.999))
+        optimizer = torch.optim.Adam(
+            model.parameters(), lr=cfg.lr, betas=(0.9, 0.999), fused=True
+        )
         order_rng = torch.Generator().manual_seed(seed)
         iters = n_frames // cfg.batch_size
         history: list[list[float]] = []
