@@ -5,6 +5,13 @@ layer in memory (NeRV block 1 at 128×256 is 2.4 GB); `ffn_canvas` and `nerv_can
 tensors from it. Modes: `reference` = the authors' definitions (models.md §4.2–4.3). Another mode
 is added by registering a map function in `ffn.MODES` / `nerv.MODES`.
 
+Switches (NeRV only; `iter_canvas`, `nerv_canvas`, `n_neurons`): `bias="split"` (default, the
+authors' β/C_in share in every kernel) or `"separate"` (no share, one bias pseudo-neuron per
+conv output channel appended after the kernels); `neuron="kernel"` (default, id i·K + k) or
+`"channel"` (id i = sum of input channel i's kernel maps). Mode `exact` (models.md §4.6 items
+4–5, NeRV rescale rule / FFN gated path rule) sums to the head pre-activation h / the FFN output
+y with `nerv.exact_bias_terms` / `ffn.exact_bias_terms`.
+
 Maps are computed without gradients, in the model's dtype and on the model's device; every
 yielded tensor is freshly allocated and belongs to the caller.
 """
@@ -40,8 +47,17 @@ def layer_names(model: nn.Module) -> list[str]:
     return _arch(model).layer_names(model)
 
 
-def n_neurons(model: nn.Module, layer: str) -> int:
-    """Number of neurons (maps) of `layer`."""
+def _check_ffn_switches(bias: str, neuron: str) -> None:
+    if (bias, neuron) != ("split", "kernel"):
+        raise ValueError("FFN maps support only bias='split', neuron='kernel'")
+
+
+def n_neurons(model: nn.Module, layer: str, *, bias: str = "split",
+              neuron: str = "kernel") -> int:
+    """Number of neurons (maps) of `layer` (NeRV: under the `bias`/`neuron` switches)."""
+    if isinstance(model, NeRV):
+        return nerv.n_neurons(model, layer, bias, neuron)
+    _check_ffn_switches(bias, neuron)
     return _arch(model).n_neurons(model, layer)
 
 
@@ -63,13 +79,15 @@ def default_chunk(height: int, width: int, itemsize: int = 4) -> int:
 
 def iter_canvas(model: nn.Module, layer: str, *, t: float | torch.Tensor | None = None,
                 height: int | None = None, width: int | None = None, mode: str = "reference",
-                chunk: int | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+                chunk: int | None = None, bias: str = "split",
+                neuron: str = "kernel") -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """Yield `(neuron ids [n], maps [n, H, W])`, n ≤ chunk, covering `layer` in id order.
 
     NeRV needs `t` (a Python float or float64 tensor, t = i/T); FFN needs `height`, `width`.
     NeRV neuron id = i·K + k (input channel i, conv output channel k before PixelShuffle).
     `chunk=None` picks `default_chunk`: small chunks stay in cache and are recycled by the
     C allocator, which is several times faster than chunks of hundreds of MB (fresh pages).
+    `bias` / `neuron`: NeRV switches (module docstring); FFN accepts only the defaults.
     """
     h, w = canvas_size(model, height, width)
     chunk = default_chunk(h, w) if chunk is None else chunk
@@ -78,7 +96,8 @@ def iter_canvas(model: nn.Module, layer: str, *, t: float | torch.Tensor | None 
     if isinstance(model, NeRV):
         if t is None:
             raise ValueError("NeRV maps need the frame time t")
-        return nerv.iter_nerv(model, layer, t, mode=mode, chunk=chunk)
+        return nerv.iter_nerv(model, layer, t, mode=mode, chunk=chunk, bias=bias, neuron=neuron)
+    _check_ffn_switches(bias, neuron)
     return ffn.iter_ffn(model, layer, h, w, mode=mode, chunk=chunk)
 
 
@@ -86,7 +105,9 @@ def _dense(model: nn.Module, layer: str, **kwargs) -> torch.Tensor:
     out = None
     for ids, maps in iter_canvas(model, layer, **kwargs):
         if out is None:
-            out = maps.new_empty((n_neurons(model, layer), *maps.shape[1:]))
+            out = maps.new_empty((n_neurons(model, layer, bias=kwargs.get("bias", "split"),
+                                            neuron=kwargs.get("neuron", "kernel")),
+                                  *maps.shape[1:]))
         out[ids] = maps
     return out
 
@@ -99,7 +120,10 @@ def ffn_canvas(model: FFN, height: int, width: int,
 
 
 def nerv_canvas(model: NeRV, t: float | torch.Tensor, layers: Sequence[str] | None = None,
-                mode: str = "reference") -> dict[str, torch.Tensor]:
-    """NeRV maps `{layer: [C_in·K, H, W]}` for `layers` (default: all, head first)."""
+                mode: str = "reference", *, bias: str = "split",
+                neuron: str = "kernel") -> dict[str, torch.Tensor]:
+    """NeRV maps `{layer: [C_in·K, H, W]}` for `layers` (default: all, head first); other
+    first-axis sizes under the `bias` / `neuron` switches (`n_neurons`)."""
     names = nerv.layer_names(model) if layers is None else list(layers)
-    return {name: _dense(model, name, t=t, mode=mode) for name in names}
+    return {name: _dense(model, name, t=t, mode=mode, bias=bias, neuron=neuron)
+            for name in names}

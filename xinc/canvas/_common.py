@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable, Iterator
 
 import torch
@@ -18,3 +19,42 @@ def id_chunks(total: int, chunk: int, device: torch.device) -> Iterator[torch.Te
     """Consecutive neuron-id ranges [start, start + chunk) covering 0 … total − 1."""
     for start in range(0, total, chunk):
         yield torch.arange(start, min(start + chunk, total), device=device)
+
+
+def rescale_gain(act: torch.nn.Module, z: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+    """Fixed gain g(z) = act(z)/z of the rescale rule (models.md §4.6 items 4–5), so act(z) = g·z.
+
+    GELU: GELU(z)/z, 0.5 (its limit) where |z| < eps; ReLU: 1[z > 0]; Identity: 1.
+    """
+    if isinstance(act, torch.nn.Identity):
+        return torch.ones_like(z)
+    if isinstance(act, torch.nn.ReLU):
+        return (z > 0).to(z.dtype)
+    if isinstance(act, torch.nn.GELU):
+        small = z.abs() < eps
+        return torch.where(small, torch.full_like(z, 0.5), act(z) / torch.where(small, 1.0, z))
+    raise TypeError(f"no rescale gain for activation {type(act).__name__}")
+
+
+class InputCache:
+    """One-slot cache of values derived from a layer input tensor (same object, same version).
+
+    `iter_canvas` hands the same input tensor to the map function for every chunk; exact modes
+    keep the forward-pass quantities they derive from it (gains, path matrices) here.
+    """
+
+    def __init__(self) -> None:
+        self._key: tuple | None = None
+        self._value = None
+
+    def get(self, x: torch.Tensor, model: torch.nn.Module, layer: str, build: Callable):
+        versions = (x._version, tuple(p._version for p in model.parameters()))
+        key = self._key
+        if (key is not None and key[0]() is x and key[1]() is model and key[2] == layer
+                and key[3] == versions):
+            return self._value
+        self._key, self._value = None, None
+        value = build()
+        self._key = (weakref.ref(x), weakref.ref(model), layer, versions)
+        self._value = value
+        return value

@@ -3,6 +3,8 @@
 Reference mode (the authors' `get_mlp_mappings`): C_l[i, o, p] = u_i(p)·W[o, i] + β_o / n_l, and
   hidden layers: M_l[i, p] = ReLU(Σ_o C_l[i, o, p]);  last layer: M_L[i, p] = Σ_c C_L[i, c, p].
 Σ_o C_l[i, o, p] = u_i(p)·Σ_o W[o, i] + Σ_o β_o / n_l, so the [i, o, p] tensor is never built.
+
+Exact mode (`exact_maps`, gated path rule of models.md §4.6 item 5): see the section below.
 """
 
 from __future__ import annotations
@@ -10,8 +12,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 import torch
+import torch.nn.functional as F
 
-from xinc.canvas._common import id_chunks, mode_fn
+from xinc.canvas._common import InputCache, id_chunks, mode_fn, rescale_gain
 from xinc.models.ffn import FFN, ffn_coords
 
 
@@ -59,8 +62,79 @@ def reference_maps(model: FFN, u: torch.Tensor, layer: str, ids: torch.Tensor) -
     return maps.relu_() if layer_index(model, layer) < len(model.net) - 1 else maps
 
 
+# --------------------------------------------------------------------------- exact mode
+#
+# Gated path rule (models.md §4.6 item 5). With the real forward pass's ReLU gates
+# D_m(p) = diag(1[z_m(p) > 0]) the output is linear in the input u of linear layer l:
+#   R[j, c, p] = u_j(p) · [W_L D_{L-1}(p) W_{L-1} … D_l(p) W_l]_{c, j},
+# and Σ_j R[j, c, p] + bias_paths[c, p] = y_c(p), where the bias paths are every bias β_m,
+# m ≥ l (the layer's own bias included: neurons carry no bias share here), pushed through the
+# gated network. The exact neuron map is Σ_c R[j, c, p] (sum over RGB); `exact_rgb_maps`
+# keeps the channels. Gains are `rescale_gain` of each layer's activation (1[z > 0] for ReLU).
+
+_PATHS = InputCache()
+
+
+@torch.no_grad()
+def exact_gains(model: FFN, u: torch.Tensor, layer: str) -> list[torch.Tensor]:
+    """Gains [P, m] of the activations of linear layers l … L (ones for the output) from the
+    real forward pass started at layer l's input `u` [n_l, P]."""
+    idx = layer_index(model, layer)
+    gains, v = [], u.T
+    for mod in model.net[idx:]:
+        z = mod.linear(v)
+        gains.append(rescale_gain(mod.act, z))
+        v = mod.act(z)
+    return gains
+
+
+@torch.no_grad()
+def path_matrices(model: FFN, u: torch.Tensor, layer: str) -> torch.Tensor:
+    """B(p) = W_L D_{L-1}(p) W_{L-1} … W_{l+1} D_l(p), shape [P, 3, m_l] (m_l = outputs of
+    linear l), so that [B(p) W_l]_{c, j} is the gated path weight from input j to output c."""
+    idx = layer_index(model, layer)
+    gains = exact_gains(model, u, layer)
+    mats = torch.diag_embed(gains[-1])  # output activation gain (identity here)
+    for m in range(len(model.net) - 1, idx, -1):
+        mats = (mats @ model.net[m].linear.weight) * gains[m - 1 - idx][:, None, :]
+    return mats
+
+
+def _paths(model: FFN, u: torch.Tensor, layer: str) -> torch.Tensor:
+    return _PATHS.get(u, model, layer, lambda: path_matrices(model, u, layer))
+
+
+@torch.no_grad()
+def exact_rgb_maps(model: FFN, u: torch.Tensor, layer: str, ids: torch.Tensor) -> torch.Tensor:
+    """Exact per-RGB contributions R [n, 3, P] of neurons `ids` (path rule, no bias share)."""
+    weight = model.net[layer_index(model, layer)].linear.weight[:, ids]
+    paths = _paths(model, u, layer) @ weight  # [P, 3, n]
+    return paths.permute(2, 1, 0).mul_(u[ids][:, None, :])
+
+
+@torch.no_grad()
+def exact_maps(model: FFN, u: torch.Tensor, layer: str, ids: torch.Tensor) -> torch.Tensor:
+    """Exact maps [n, P]: `exact_rgb_maps` summed over RGB."""
+    weight = model.net[layer_index(model, layer)].linear.weight[:, ids]
+    summed = _paths(model, u, layer).sum(1) @ weight  # [P, n]
+    return summed.T.mul(u[ids])
+
+
+@torch.no_grad()
+def exact_bias_terms(model: FFN, layer: str, height: int, width: int) -> torch.Tensor:
+    """Bias paths [3, H, W]: y − Σ_j R[j] for the path rule of `layer` (biases of linear
+    layers l … L through the gated network)."""
+    u = layer_input(model, layer, height, width)
+    idx = layer_index(model, layer)
+    gains = exact_gains(model, u, layer)
+    v = u.new_zeros(u.shape[1], model.net[idx].linear.in_features)
+    for mod, gain in zip(model.net[idx:], gains, strict=True):
+        v = F.linear(v, mod.linear.weight, mod.linear.bias) * gain
+    return v.T.reshape(-1, height, width)
+
+
 MapFn = Callable[[FFN, torch.Tensor, str, torch.Tensor], torch.Tensor]
-MODES: dict[str, MapFn] = {"reference": reference_maps}
+MODES: dict[str, MapFn] = {"reference": reference_maps, "exact": exact_maps}
 
 
 def iter_ffn(model: FFN, layer: str, height: int, width: int, *, mode: str = "reference",
