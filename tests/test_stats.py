@@ -172,7 +172,10 @@ def test_frame_stats_equal_dense(random_maps):
     ref = dense_stats(maps, labels)
     assert set(stats) == {"total", "pixels_per_neuron", "heat", "sample_ids", "sample_maps",
                           "meta_json", *(f"{p}_{g}" for g in labels
-                                         for p in ("group_sums", "areas"))}
+                                         for p in ("group_sums", "areas")),
+                          # tests/test_stats_more.py checks these (12×20: no 16×16 pools)
+                          "tau_10", "tau_50", "neurons_per_pixel_10", "neurons_per_pixel_50",
+                          "value_curve", "value_curve_q", "value_curve_mass", "alive"}
     np.testing.assert_allclose(stats["total"], ref["total"], rtol=1e-6)
     assert stats["total"].dtype == np.float64
     for g in labels:

@@ -48,6 +48,20 @@ def cmd_bench_train(args: argparse.Namespace) -> None:
         write_json(args.json, result)
 
 
+def cmd_bench_canvas(args: argparse.Namespace) -> None:
+    from xinc.bench.canvas import format_report, run
+
+    kwargs = {"cases": args.cases} if args.cases else {}
+    if args.naive_layers:
+        kwargs["naive_layers"] = args.naive_layers
+    result = run(args.preset, repeats=args.repeats, **kwargs)
+    print(format_report(result))
+    if args.json:
+        from xinc.io import write_json
+
+        write_json(args.json, result)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="xinc", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -88,6 +102,16 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--json", help="also write the result as JSON here")
     train.set_defaults(func=cmd_bench_train)
+    canvas = bench_sub.add_parser(
+        "canvas", help="one frame's maps and statistics vs the authors' straightforward algorithm"
+    )
+    canvas.add_argument("--preset", default="paper")
+    canvas.add_argument("--cases", nargs="+", help="subset of: naive dense stats")
+    canvas.add_argument("--naive-layers", nargs="+",
+                        help="NeRV layers of the naive baseline (b1 needs about 12 GiB)")
+    canvas.add_argument("--repeats", type=int, default=1)
+    canvas.add_argument("--json", help="also write the result as JSON here")
+    canvas.set_defaults(func=cmd_bench_canvas)
     return parser
 
 

@@ -2,4 +2,6 @@
 
 `xinc.bench.train`: training speed — `train_nerv` against a textbook PyTorch loop (seconds per
 epoch), and FFNs trained one by one against `train_ffn_batch` (models per minute).
+`xinc.bench.canvas`: one frame's contribution maps — the authors' straightforward algorithm
+against our dense maps and the streamed statistics (seconds and peak memory per layer).
 """

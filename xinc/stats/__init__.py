@@ -16,19 +16,24 @@ from xinc.stats.groupings import (
     instance_groups,
     pixel_groups,
 )
+from xinc.stats.mass import MassHistogram
+from xinc.stats.pair import canvas_pair_change, pair_change
 from xinc.stats.variance import SIGNED_GROUPINGS, grouping_variance, stats_variances
 
 __all__ = [
     "GROUPINGS",
     "SIGNED_GROUPINGS",
     "FrameStats",
+    "MassHistogram",
     "canvas_frame_stats",
+    "canvas_pair_change",
     "frame_stats",
     "gabor_features",
     "grid_groups",
     "grouping_variance",
     "instance_groups",
     "label_maps",
+    "pair_change",
     "pixel_groups",
     "read_frame_stats",
     "sample_neurons",

@@ -1,11 +1,20 @@
 """Per-frame, per-layer statistics of |C| computed from streamed maps (formats.md §6).
 
 The canvas of a layer is never held whole: `FrameStats` consumes the `(ids, maps)` chunks of
-`xinc.canvas.iter_canvas` in two passes. Pass 1 (`update`) accumulates T_n, the group sums, the
-per-pixel heat Σ_m |C_m(p)| and the sampled maps. Pass 2 (`update_counts`) needs the finished
-heat: it counts, per neuron, the pixels with |C_n(p)| / Σ_m |C_m(p)| > 1/N, evaluated as
-|C_n(p)| > heat(p)/N in the maps' dtype (pixels with zero heat never count). The maps are
-recomputed for pass 2 (`frame_stats` calls the chunk factory twice).
+`xinc.canvas.iter_canvas` in two or three passes (`frame_stats` calls the chunk factory two or
+three times; the maps are recomputed, never stored):
+- Pass 1 (`update`): T_n, the group sums, the per-pixel heat Σ_m |C_m(p)|, the sampled maps,
+  per-neuron min/max of |C|, the 16×16 average pools and the coarse histogram of all |C|
+  (`xinc.stats.mass`).
+- Pass 2 (`update_counts`, needs the finished heat and histogram): per neuron the pixels with
+  |C_n(p)| / Σ_m |C_m(p)| > 1/N, evaluated as |C_n(p)| > heat(p)/N in the maps' dtype (pixels
+  with zero heat never count); the fine histogram of the bins holding τ_a and the quantiles.
+- Neurons per pixel above τ_a: pass 1 fixes the coarse bin [lo, hi) that holds τ_a, so pass 2
+  already counts, per pixel, the values ≥ hi (all > τ_a) and keeps the (pixel, value) pairs
+  inside [lo, hi) (float32 maps; at most `AMBIGUOUS_CAP` pairs in all, typically < 1 % of the
+  values); `result` finishes with the exact τ_a. Otherwise (other dtypes, or more pairs) a
+  pass 3 (`update_pixels`) counts |C_n(p)| > τ_a directly: `needs_pixel_pass` says which, and
+  `frame_stats` then calls the chunk factory a third time.
 
 Sums over pixels are accumulated in the maps' dtype (float32: relative error ≈ 1e-6) and stored
 as float64; the heat is accumulated over chunks in float64.
@@ -25,9 +34,15 @@ from torch import nn
 from xinc.canvas import canvas_size, iter_canvas, n_neurons
 from xinc.io import save_npz
 from xinc.models.nerv import NeRV
+from xinc.stats.mass import MassHistogram
 
 Chunks = Iterable[tuple[torch.Tensor, torch.Tensor]]
 REQUIRED_KEYS = ("total", "pixels_per_neuron", "heat", "sample_ids", "sample_maps", "meta_json")
+TAU_AREAS = {"10": 0.1, "50": 0.5}  # key suffix → mass fraction a of τ_a
+VALUE_LEVELS = np.linspace(0.0, 1.0, 101)
+FEATURE_GROUPINGS = ("gabor", "rgb")
+POOL = 16
+AMBIGUOUS_CAP = 1 << 23  # (pixel, value) pairs kept in pass 2 for neurons_per_pixel (≤ 64 MiB)
 
 
 def sample_neurons(n_neurons: int, k: int, seed: int) -> np.ndarray:
@@ -45,7 +60,7 @@ def label_maps(groups: Mapping[str, np.ndarray], height: int,
 
 
 class FrameStats:
-    """Two-pass accumulator of the formats.md §6 arrays of one layer of one frame."""
+    """Three-pass accumulator of the formats.md §6 arrays of one layer of one frame."""
 
     def __init__(self, groups: Mapping[str, np.ndarray], n_neurons: int, height: int,
                  width: int, sample_ids: Sequence[int] | np.ndarray = (),
@@ -66,8 +81,24 @@ class FrameStats:
         self.group_sums = {g: np.zeros((n_neurons, len(a))) for g, a in self.areas.items()}
         self.counts = np.zeros(n_neurons, dtype=np.int64)
         self.sample_maps = np.zeros((len(self.sample_ids), height, width), dtype=np.float16)
+        self.vmin = np.zeros(n_neurons)
+        self.vmax = np.zeros(n_neurons)
+        self.pool_shape = (height // POOL, width // POOL)
+        self.pools = np.zeros((n_neurons, self.pool_shape[0] * self.pool_shape[1]))
+        self.hist = MassHistogram(TAU_AREAS.values(), VALUE_LEVELS)
+        self.taus: dict[str, float] | None = None
+        self.above = {k: torch.zeros(height * width, dtype=torch.int64) for k in TAU_AREAS}
         self._seen = np.zeros(n_neurons, dtype=bool)
         self._counted = np.zeros(n_neurons, dtype=bool)
+        self._pixeled = np.zeros(n_neurons, dtype=bool)
+        self._shortcut: bool | None = None  # pass 2 counts neurons per pixel (no pass 3)
+        self._edges: dict[str, tuple[float, float]] = {}
+        # (pixel, value) pairs inside τ_a's coarse bin, in preallocated arrays (untouched pages
+        # cost nothing; many small arrays would fragment the C heap)
+        self._pairs: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        self._n_pairs = 0
+        self._pair_fill = dict.fromkeys(TAU_AREAS, 0)
+        self._finished = False
         self._heat: torch.Tensor | None = None
         self._onehot: torch.Tensor | None = None
         self._threshold: torch.Tensor | None = None
@@ -110,6 +141,15 @@ class FrameStats:
                 offset += len(a)
         heat = flat.sum(0).double()
         self._heat = heat if self._heat is None else self._heat.add_(heat)
+        if len(idx):
+            lo, hi = torch.aminmax(flat, dim=1)
+            self.vmin[idx] = lo.double().cpu().numpy()
+            self.vmax[idx] = hi.double().cpu().numpy()
+        if self.pools.shape[1]:
+            pooled = torch.nn.functional.avg_pool2d(flat.reshape(-1, 1, self.height, self.width),
+                                                    POOL)
+            self.pools[idx] = pooled.reshape(len(idx), -1).double().cpu().numpy()
+        self.hist.add_coarse(flat)
         pos = np.searchsorted(self.sample_ids, idx)
         hit = pos < len(self.sample_ids)
         hit[hit] = self.sample_ids[pos[hit]] == idx[hit]
@@ -127,11 +167,77 @@ class FrameStats:
             self._threshold = (self._heat / self.n).to(maps.dtype)
         flat = maps.reshape(len(idx), -1).abs()
         self.counts[idx] = (flat > self._threshold).sum(1).cpu().numpy()
+        self.hist.add_fine(flat)
+        if self._shortcut is None:
+            self._shortcut = maps.dtype == torch.float32
+            self._edges = {k: self.hist.tau_edges(a) for k, a in TAU_AREAS.items()}
+        if self._shortcut:
+            self._pixel_counts(flat)
+
+    def _pixel_counts(self, flat: torch.Tensor) -> None:
+        """Pass-2 part of neurons per pixel: values ≥ hi count; keep those in [lo, hi)."""
+        for k, (lo, hi) in self._edges.items():
+            self.above[k] += (flat >= hi).sum(0).cpu()
+            rows, cols = ((flat >= lo) & (flat < hi)).nonzero(as_tuple=True)
+            m, fill = len(cols), self._pair_fill[k]
+            self._n_pairs += m
+            if self._n_pairs > AMBIGUOUS_CAP:
+                self._drop_shortcut()
+                return
+            if m:
+                if k not in self._pairs:
+                    self._pairs[k] = (np.empty(AMBIGUOUS_CAP, dtype=np.int32),
+                                      np.empty(AMBIGUOUS_CAP, dtype=np.float32))
+                self._pairs[k][0][fill:fill + m] = cols.cpu().numpy()
+                self._pairs[k][1][fill:fill + m] = flat[rows, cols].cpu().numpy()
+                self._pair_fill[k] = fill + m
+
+    def _drop_shortcut(self) -> None:
+        self._shortcut = False
+        self._pairs = {}
+        for counts in self.above.values():
+            counts.zero_()
+
+    @property
+    def needs_pixel_pass(self) -> bool:
+        """Whether neurons per pixel need pass 3 (`update_pixels`), known after pass 2."""
+        return not self._shortcut
+
+    @torch.no_grad()
+    def update_pixels(self, ids: torch.Tensor, maps: torch.Tensor) -> None:
+        """Pass 3 for one chunk (after pass 2 saw every neuron): neurons per pixel above τ_a."""
+        if not self._counted.all():
+            raise RuntimeError("pass 3 needs τ from all neurons: finish pass 2 first")
+        if self._shortcut:  # an explicit pass 3 replaces the pass-2 counts
+            self._drop_shortcut()
+        idx = self._check(ids, maps, self._pixeled)
+        if self.taus is None:
+            self.taus = {k: self.hist.tau(a) for k, a in TAU_AREAS.items()}
+        flat = maps.reshape(len(idx), -1).abs()
+        for k, tau in self.taus.items():
+            self.above[k] += (flat > tau).sum(0).cpu()
+
+    def _features(self, mean: np.ndarray) -> np.ndarray:
+        """Min-max-normalised means: (mean − min_n)/(max_n − min_n), 0 for constant maps."""
+        span = self.vmax - self.vmin
+        safe = np.where(span > 0, span, 1.0)[:, None]
+        return np.where(span[:, None] > 0, (mean - self.vmin[:, None]) / safe, 0.0)
 
     def result(self) -> dict[str, np.ndarray]:
         """The formats.md §6 arrays (both passes must be complete)."""
-        if not (self._seen.all() and self._counted.all()):
-            raise RuntimeError("frame stats incomplete: every neuron must pass through both passes")
+        if not (self._seen.all() and self._counted.all()
+                and (self._shortcut or self._pixeled.all())):
+            raise RuntimeError("frame stats incomplete: every neuron must pass through passes "
+                               "1 and 2 (and 3 if `needs_pixel_pass`)")
+        if self.taus is None:
+            self.taus = {k: self.hist.tau(a) for k, a in TAU_AREAS.items()}
+        if self._shortcut and not self._finished:
+            for k, (cols, vals) in self._pairs.items():
+                fill = self._pair_fill[k]
+                self.above[k] += torch.from_numpy(np.bincount(
+                    cols[:fill][vals[:fill] > self.taus[k]], minlength=self.height * self.width))
+            self._pairs = {}
+            self._finished = True
         meta = {**self.meta, "neurons": self.n, "height": self.height, "width": self.width,
                 "groupings": list(self.labels)}
         out: dict[str, np.ndarray] = {"total": self.total.copy()}
@@ -145,18 +251,39 @@ class FrameStats:
             "sample_maps": self.sample_maps.copy(),
             "meta_json": np.array(json.dumps(meta, sort_keys=True)),
         })
+        for k in TAU_AREAS:
+            out[f"tau_{k}"] = np.array(self.taus[k], dtype=np.float64)
+            out[f"neurons_per_pixel_{k}"] = (self.above[k].double() / self.n).reshape(
+                self.height, self.width).numpy().astype(np.float32)
+        curve = self.hist.quantiles()
+        out["value_curve"] = curve
+        out["value_curve_q"] = VALUE_LEVELS.copy()
+        out["value_curve_mass"] = self.hist.mass_below(curve)
+        if "instances" in self.labels:
+            out["instance_means"] = self.group_sums["instances"] / self.areas["instances"]
+        out["alive"] = self.total > 0
+        for g in FEATURE_GROUPINGS:
+            if g in self.labels:
+                mean = self.group_sums[g] / self.areas[g]
+                out[f"features_{g}"] = self._features(mean).astype(np.float32)
+        if self.pools.shape[1]:
+            out["features_spatial16"] = self._features(self.pools).astype(np.float32)
         return out
 
 
 def frame_stats(chunks: Callable[[], Chunks], groups: Mapping[str, np.ndarray], n_neurons: int,
                 height: int, width: int, sample_ids: Sequence[int] | np.ndarray = (),
                 meta: Mapping[str, Any] | None = None) -> dict[str, np.ndarray]:
-    """Both passes over `chunks()` (called twice: it must yield the same maps each time)."""
+    """Passes 1 and 2 (and 3 if `needs_pixel_pass`) over `chunks()`, which is called two or
+    three times and must yield the same maps each time."""
     acc = FrameStats(groups, n_neurons, height, width, sample_ids, meta)
     for ids, maps in chunks():
         acc.update(ids, maps)
     for ids, maps in chunks():
         acc.update_counts(ids, maps)
+    if acc.needs_pixel_pass:
+        for ids, maps in chunks():
+            acc.update_pixels(ids, maps)
     return acc.result()
 
 
@@ -165,7 +292,7 @@ def canvas_frame_stats(model: nn.Module, layer: str, groups: Mapping[str, np.nda
                        width: int | None = None, n_sample: int = 16, sample_seed: int = 0,
                        mode: str = "reference", chunk: int | None = None,
                        meta: Mapping[str, Any] | None = None) -> dict[str, np.ndarray]:
-    """Stats of one layer of one frame straight from the model (maps computed twice).
+    """Stats of one layer of one frame straight from the model (maps computed 2–3 times).
 
     `meta` adds to the recorded arch, layer, mode, t and sample seed (e.g. frame, seed).
     """

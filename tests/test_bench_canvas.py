@@ -1,0 +1,37 @@
+"""xinc.bench.canvas: the naive baselines equal xinc's maps; the harness runs and reports."""
+
+from __future__ import annotations
+
+import torch
+
+from xinc.bench import canvas as bench
+from xinc.canvas import ffn_canvas, nerv_canvas
+from xinc.models import build_model
+
+
+def test_naive_nerv_equals_canvas():
+    torch.manual_seed(0)
+    model = build_model("nerv", {"fc_dim": 5, "fc_hw": [2, 3]}).eval()
+    ours = nerv_canvas(model, 0.3)
+    for layer, maps in ours.items():
+        naive = bench.naive_nerv_maps(model, 0.3, layer)
+        assert naive.shape == maps.shape, layer
+        torch.testing.assert_close(naive, maps, rtol=1e-5, atol=1e-6, msg=layer)
+
+
+def test_naive_ffn_equals_canvas():
+    torch.manual_seed(0)
+    model = build_model("ffn", {"width": 8}).eval()
+    ours = ffn_canvas(model, 6, 10)
+    for layer, maps in ours.items():
+        torch.testing.assert_close(bench.naive_ffn_maps(model, 6, 10, layer), maps,
+                                   rtol=1e-5, atol=1e-6, msg=layer)
+
+
+def test_measure_and_report():
+    row = bench.measure("stats", "ffn", "l3", size=(16, 32))
+    assert row["seconds"] > 0 and row["peak_rss_delta_bytes"] >= 0
+    result = {"preset": "paper", "size": [16, 32], "threads": 1,
+              "rows": [row, {"case": "naive", "arch": "nerv", "layer": "b1", "error": "skipped"}]}
+    text = bench.format_report(result)
+    assert "l3" in text and "skipped" in text

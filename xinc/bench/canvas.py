@@ -1,0 +1,238 @@
+"""Contribution-map and frame-statistics benchmark (time + peak memory of one frame).
+
+For one paper-size NeRV frame (`build_model("nerv", {})`, 128×256, untrained) and one FFN frame
+(`build_model("ffn", {})` on a 128×256 grid), per layer:
+- `naive`: a faithful straightforward implementation of the authors' algorithm
+  (performance.md §4): one `nn.Conv2d(1, K)` per input channel, dense [C_in, K, h, w] pieces,
+  PixelShuffle by nearest upsampling + phase masks at full resolution, GELU and dense 3×3 box
+  filters at every resolution after `F.interpolate`; FFN: the (F, O, P) tensor of per-input
+  outer products, summed over O afterwards. NeRV block 1 (≈ 12 GiB) runs only when listed in
+  `naive_layers`.
+- `dense`: xinc's `nerv_canvas` / `ffn_canvas` maps of the layer (one dense tensor).
+- `stats`: `canvas_frame_stats` of the layer (all formats.md §6 keys, three streamed passes,
+  synthetic label maps: instances 8, rgb 32, gabor 32, 8×8 grids).
+
+Each measurement runs in its own subprocess (`python -m xinc.bench.canvas CASE ARCH LAYER`):
+the model is built (seeded), one untimed warm-up run is skipped for the big cases
+(`repeats` runs, median), and the peak RSS Δ is VmHWM (from /proc/self/status) minus VmRSS
+before the first run. `run` returns a plain dict; `format_report` renders it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from xinc.models import build_model
+from xinc.models.ffn import FFN
+from xinc.models.nerv import NeRV
+
+PAPER_SIZE = (128, 256)
+NERV_LAYERS = ("head", "b3", "b2", "b1")
+FFN_LAYERS = ("l1", "l2", "l3")
+CASES = ("naive", "dense", "stats")
+
+
+# --------------------------------------------------------------------------- naive baselines
+
+
+def _time_input(t: float) -> torch.Tensor:
+    return torch.as_tensor(t, dtype=torch.float64).reshape(1)
+
+
+@torch.no_grad()
+def naive_nerv_maps(model: NeRV, t: float, layer: str) -> torch.Tensor:
+    """The authors' NeRV maps [C_in·K, H, W] computed the straightforward (dense) way."""
+    trace = model.trace(_time_input(t))
+    if layer == "head":
+        conv, x, j = model.head, trace.head_input[0], None
+    else:
+        j = int(layer[1:])
+        conv, x = model.blocks[j - 1].conv, trace.block_inputs[j - 1][0]
+    c_in, k_out = conv.in_channels, conv.out_channels
+    pieces = []
+    for i in range(c_in):  # one single-input-channel conv per input channel, as the authors do
+        single = nn.Conv2d(1, k_out, conv.kernel_size, conv.stride, conv.padding,
+                           bias=conv.bias is not None)
+        single.weight.data = conv.weight[:, i:i + 1].clone()
+        if conv.bias is not None:
+            single.bias.data = conv.bias / c_in
+        pieces.append(single(x[i:i + 1][None])[0])
+    p = torch.stack(pieces)  # [C_in, K, h, w]
+    if j is None:
+        return p.reshape(c_in * k_out, *p.shape[2:])
+    block = model.blocks[j - 1]
+    r = block.shuffle.upscale_factor
+    h, w = p.shape[2:]
+    big = p.repeat_interleave(r, 2).repeat_interleave(r, 3)  # [C_in, K, r·h, r·w]
+    yy, xx = torch.meshgrid(torch.arange(r * h), torch.arange(r * w), indexing="ij")
+    phase = (yy % r) * r + xx % r
+    mask = (phase[None] == (torch.arange(k_out) % (r * r))[:, None, None]).to(p.dtype)
+    out = block.act(big * mask[None])  # GELU on the full, mostly-zero grid
+    out = out.reshape(c_in * k_out, 1, r * h, r * w)
+    convs = [b.conv for b in model.blocks[j:]] + [model.head]
+
+    def box(v: torch.Tensor, conv_next: nn.Conv2d) -> torch.Tensor:
+        k = conv_next.kernel_size[0]
+        return F.avg_pool2d(v, k, 1, k // 2, count_include_pad=True)
+
+    out = box(out, convs[0])
+    for m, later in enumerate(model.blocks[j:]):
+        up = F.interpolate(out, scale_factor=later.shuffle.upscale_factor, mode="nearest")
+        out = box(later.act(up), convs[m + 1])
+    return out[:, 0]
+
+
+@torch.no_grad()
+def naive_ffn_maps(model: FFN, height: int, width: int, layer: str) -> torch.Tensor:
+    """The authors' FFN maps [n_l, H, W]: the (F, O, P) per-input outer products (one `mm`
+    per input feature), summed over O, ReLU for hidden layers."""
+    from xinc.models.ffn import ffn_coords
+
+    idx = int(layer[1:]) - 1
+    u = model.trace(ffn_coords(height, width, model.cfg.coords))[idx]  # [P, F]
+    linear = model.net[idx].linear
+    n_in, n_out = linear.in_features, linear.out_features
+    full = torch.zeros(n_in, n_out, u.shape[0])
+    share = linear.bias / n_in if linear.bias is not None else torch.zeros(n_out)
+    for i in range(n_in):
+        full[i] = (u[:, i:i + 1] @ linear.weight[:, i][None] + share).T
+    maps = full.sum(1)
+    if idx < len(model.net) - 1:
+        maps = maps.relu()
+    return maps.reshape(n_in, height, width)
+
+
+# --------------------------------------------------------------------------- one measurement
+
+
+def synthetic_groups(height: int, width: int, seed: int = 0) -> dict[str, np.ndarray]:
+    """Random label maps of the paper's sizes (no empty group)."""
+    from xinc.stats import grid_groups
+
+    rng = np.random.default_rng(seed)
+    groups = {}
+    for name, k in (("instances", 8), ("rgb", 32), ("gabor", 32)):
+        lab = rng.integers(0, k, (height, width)).astype(np.int32)
+        lab.ravel()[:k] = np.arange(k)
+        groups[name] = lab
+    return {**groups, **grid_groups(height, width, (8, 8))}
+
+
+def _rss(field: str) -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def _model(arch: str, seed: int) -> nn.Module:
+    torch.manual_seed(seed)
+    return build_model(arch, {}).eval()
+
+
+def measure(case: str, arch: str, layer: str, *, size: Sequence[int] = PAPER_SIZE,
+            repeats: int = 1, seed: int = 1, t: float = 0.0) -> dict[str, Any]:
+    """Time (median of `repeats`) and peak RSS Δ of one case in this process."""
+    from xinc.canvas import ffn_canvas, nerv_canvas
+    from xinc.stats import canvas_frame_stats
+
+    h, w = size
+    model = _model(arch, seed)
+    if arch == "nerv":
+        h, w = model.cfg.output_size
+    groups = synthetic_groups(h, w)
+    if case == "naive":
+        def fn():
+            if arch == "nerv":
+                return naive_nerv_maps(model, t, layer)
+            return naive_ffn_maps(model, h, w, layer)
+    elif case == "dense":
+        def fn():
+            if arch == "nerv":
+                return nerv_canvas(model, t, [layer])[layer]
+            return ffn_canvas(model, h, w)[layer]
+    elif case == "stats":
+        def fn():
+            return canvas_frame_stats(model, layer, groups, t=t if arch == "nerv" else None,
+                                      height=h, width=w)
+    else:
+        raise ValueError(f"unknown case {case!r}; expected one of {CASES}")
+    torch.set_num_threads(min(2, os.cpu_count() or 1))
+    rss0 = _rss("VmRSS")
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        out = fn()
+        times.append(time.perf_counter() - start)
+        del out
+    return {"case": case, "arch": arch, "layer": layer, "seconds": statistics.median(times),
+            "peak_rss_delta_bytes": max(0, _rss("VmHWM") - rss0), "repeats": repeats}
+
+
+def _measure_subprocess(case: str, arch: str, layer: str, timeout: float,
+                        **kwargs) -> dict[str, Any]:
+    cmd = [sys.executable, "-m", "xinc.bench.canvas", case, arch, layer, json.dumps(kwargs)]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return {"case": case, "arch": arch, "layer": layer, "error": f"timeout {timeout} s"}
+    if proc.returncode:
+        return {"case": case, "arch": arch, "layer": layer,
+                "error": (proc.stderr.strip().splitlines() or ["failed"])[-1]}
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def run(preset: str = "paper", *, nerv_layers: Sequence[str] = NERV_LAYERS,
+        naive_layers: Sequence[str] = ("head", "b3", "b2"),
+        ffn_layers: Sequence[str] = FFN_LAYERS, cases: Sequence[str] = CASES,
+        repeats: int = 1, timeout: float = 600.0) -> dict[str, Any]:
+    """Measure every (case, layer) in its own subprocess; `naive_layers` limits the naive
+    NeRV baseline (block 1 needs ≈ 12 GiB)."""
+    if preset != "paper":
+        raise ValueError(f"unknown preset {preset!r}; expected 'paper'")
+    rows = []
+    for arch, layers in (("nerv", nerv_layers), ("ffn", ffn_layers)):
+        for layer in layers:
+            for case in cases:
+                if case == "naive" and arch == "nerv" and layer not in naive_layers:
+                    rows.append({"case": case, "arch": arch, "layer": layer,
+                                 "error": "skipped (not in naive_layers)"})
+                    continue
+                rows.append(_measure_subprocess(case, arch, layer, timeout,
+                                                repeats=repeats))
+    return {"preset": preset, "size": list(PAPER_SIZE), "threads": min(2, os.cpu_count() or 1),
+            "rows": rows}
+
+
+def format_report(result: dict[str, Any]) -> str:
+    """A plain-text table of `run`'s rows."""
+    lines = [f"canvas benchmark ({result['preset']}, {result['size'][0]}×{result['size'][1]}, "
+             f"{result['threads']} threads; peak RSS Δ per subprocess)",
+             f"{'arch':5} {'layer':5} {'case':6} {'seconds':>9} {'peak RSS Δ':>12}"]
+    for row in result["rows"]:
+        if "error" in row:
+            lines.append(f"{row['arch']:5} {row['layer']:5} {row['case']:6} {row['error']}")
+            continue
+        mib = row["peak_rss_delta_bytes"] / 2**20
+        lines.append(f"{row['arch']:5} {row['layer']:5} {row['case']:6} "
+                     f"{row['seconds']:9.3f} {mib:9.0f} MiB")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    _case, _arch, _layer = sys.argv[1:4]
+    _kwargs = json.loads(sys.argv[4]) if len(sys.argv) > 4 else {}
+    print(json.dumps(measure(_case, _arch, _layer, **_kwargs)))

@@ -1,0 +1,62 @@
+"""Contribution change between consecutive frames (analyses.md §0.6, Fig 9).
+
+Δ_t(p) = Σ_n | |C_{n,t}(p)| − |C_{n,t−1}(p)| |, from two chunk streams of the same layer read in
+lockstep (same neuron ids per chunk, e.g. two `iter_canvas` calls with the same chunk size), so
+neither canvas is held whole. Accumulated over chunks in float64, returned as float32 [H, W].
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+import torch
+from torch import nn
+
+from xinc.canvas import canvas_size, iter_canvas
+
+Chunks = Iterable[tuple[torch.Tensor, torch.Tensor]]
+
+
+@torch.no_grad()
+def pair_change(chunks_prev: Chunks, chunks_next: Chunks,
+                n_neurons: int | None = None) -> np.ndarray:
+    """Δ(p) = Σ_n | |C_next| − |C_prev| | over the chunks of two frames, float32 [H, W].
+
+    Both streams must yield the same neuron ids in the same chunks; `n_neurons`, if given, is
+    checked against the neurons seen (each exactly once).
+    """
+    delta: torch.Tensor | None = None
+    seen: set[int] = set()
+    sentinel = object()
+    it_prev, it_next = iter(chunks_prev), iter(chunks_next)
+    while True:
+        a, b = next(it_prev, sentinel), next(it_next, sentinel)
+        if a is sentinel or b is sentinel:
+            if a is not b:
+                raise ValueError("the two chunk streams have different lengths")
+            break
+        (ids_a, maps_a), (ids_b, maps_b) = a, b
+        if not torch.equal(ids_a.cpu(), ids_b.cpu()) or maps_a.shape != maps_b.shape:
+            raise ValueError("the two chunk streams must yield the same ids and shapes in lockstep")
+        ids = ids_a.cpu().tolist()
+        if seen.intersection(ids) or len(set(ids)) != len(ids):
+            raise ValueError("a neuron was passed twice")
+        seen.update(ids)
+        part = (maps_b.abs() - maps_a.abs()).abs().sum(0).double()
+        delta = part if delta is None else delta.add_(part)
+    if delta is None:
+        raise ValueError("no chunks")
+    if n_neurons is not None and seen != set(range(n_neurons)):
+        raise ValueError(f"expected neurons 0 … {n_neurons - 1} exactly once, got {len(seen)}")
+    return delta.cpu().numpy().astype(np.float32)
+
+
+def canvas_pair_change(model: nn.Module, layer: str, t_prev: float | torch.Tensor,
+                       t_next: float | torch.Tensor, *, mode: str = "reference",
+                       chunk: int | None = None) -> np.ndarray:
+    """Δ between the NeRV frames at times `t_prev` and `t_next` (float32 [H, W])."""
+    h, w = canvas_size(model)
+    kw = {"height": h, "width": w, "mode": mode, "chunk": chunk}
+    return pair_change(iter_canvas(model, layer, t=t_prev, **kw),
+                       iter_canvas(model, layer, t=t_next, **kw))
