@@ -5,9 +5,11 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT.parent / "shared" / "fixtures"
@@ -26,3 +28,19 @@ def fixtures_dir() -> Path:
     if not FIXTURES.is_dir():
         pytest.skip(f"golden fixtures not found at {FIXTURES}")
     return FIXTURES
+
+
+# keys of every metrics.json a trainer writes (docs/formats.md §4)
+METRIC_KEYS = {
+    "arch", "params", "psnr", "psnr_history", "seconds", "device", "seed",
+    "psnr_q8", "bpp", "bits_per_param",
+}
+
+
+@pytest.fixture(scope="module")
+def one_thread() -> Iterator[None]:
+    """One intra-op thread: much faster than two contended ones on a small shared CPU."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

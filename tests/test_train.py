@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +11,7 @@ import torch
 
 import xinc.train.ffn as ffn_train
 import xinc.train.nerv as nerv_train
+from tests.conftest import METRIC_KEYS
 from xinc.models import build_model, ffn_coords, load_checkpoint
 from xinc.train import (
     psnr,
@@ -26,19 +26,9 @@ from xinc.train.nerv import evaluate_nerv, nerv_inputs
 
 TINY_NERV = {"fc_hw": [2, 4], "strides": [4, 2, 2], "fc_dim": 12}  # renders 32×64
 TINY_FFN = {"width": 32, "fourier_scale": 1.0}
-METRIC_KEYS = {
-    "arch", "params", "psnr", "psnr_history", "seconds", "device", "seed",
-    "psnr_q8", "bpp", "bits_per_param",
-}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread() -> Iterator[None]:
-    """One intra-op thread: much faster than two contended ones on a small shared CPU."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def smooth_video(n: int = 6, height: int = 32, width: int = 64) -> np.ndarray:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +10,7 @@ import pytest
 import torch
 
 import xinc.train.ffn_batched as ffn_batched
+from tests.conftest import METRIC_KEYS
 from xinc.models import build_model, ffn_coords, load_checkpoint
 from xinc.train import train_ffn, train_ffn_batch
 from xinc.train.ffn import ffn_head
@@ -20,18 +20,9 @@ TINY_FFN = {"width": 16, "fourier_scale": 1.0}
 TRAIN = {"steps": 60, "eval_every": 10}
 SEEDS = [3, 8]
 FRAME_IDS = [5, 6, 9]
-METRIC_KEYS = {
-    "arch", "params", "psnr", "psnr_history", "seconds", "device", "seed",
-    "psnr_q8", "bpp", "bits_per_param",
-}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread() -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def frames(n: int = 3, height: int = 16, width: int = 32) -> np.ndarray:
