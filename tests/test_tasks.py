@@ -70,3 +70,22 @@ def test_import_lightning_ffn_checkpoint(work_dir, tmp_path):
         torch.testing.assert_close(imported.state_dict()[name], value, rtol=0, atol=0)
     assert imported.meta["frame"] == 4 and result["params"] == 8 * 16 + 8 + 8 * 8 + 8 + 8 * 3 + 3
     assert np.isfinite(result["psnr"])
+
+
+@pytest.mark.parametrize("mode", ["reference", "exact"])
+def test_trace_frame_in_both_modes(tmp_path, mode):
+    """The canvas step writes one statistics file per layer in either canvas mode."""
+    from xinc.canvas import layer_names
+    from xinc.stats import grid_groups, read_frame_stats
+    from xinc.tasks import trace_frame
+
+    torch.manual_seed(0)
+    model = build_model("nerv", {"fc_dim": 6, "fc_hw": [1, 2]})
+    outputs = {layer: tmp_path / f"{layer}.npz" for layer in layer_names(model)}
+    trace_frame(model, grid_groups(16, 32, (2, 4)), outputs, t=0.25, height=16, width=32,
+                mode=mode, n_sample=2, meta={"frame": 1})
+    for layer, path in outputs.items():
+        stats = read_frame_stats(path)
+        assert json.loads(str(stats["meta_json"]))["mode"] == mode
+        np.testing.assert_allclose(stats["group_sums_grid_lattice"].sum(axis=1), stats["total"],
+                                   rtol=1e-5, err_msg=layer)
