@@ -10,6 +10,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from hypothesis import settings
+
+# property tests draw the same examples on every run (reproducible CI)
+settings.register_profile("xinc", derandomize=True, print_blob=True)
+settings.load_profile("xinc")
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT.parent / "shared" / "fixtures"
