@@ -17,8 +17,10 @@ import torch
 from xinc.canvas import layer_names
 from xinc.device import resolve_device
 from xinc.io import save_npz, write_json
-from xinc.models import NeRV, load_checkpoint
+from xinc.models import NeRV, count_params, ffn_coords, import_checkpoint, load_checkpoint
 from xinc.stats import canvas_frame_stats, grid_groups, pixel_groups, write_frame_stats
+from xinc.train.ffn import evaluate_ffn, ffn_target
+from xinc.train.nerv import evaluate_nerv, nerv_inputs
 
 LOG = logging.getLogger(__name__)
 
@@ -127,10 +129,6 @@ def import_model(arch: str, src: str | Path, frames: str | Path, meta: str | Pat
 
     The PSNR is measured on this workflow's frames exactly as after training here.
     """
-    from xinc.models import count_params, ffn_coords, import_checkpoint
-    from xinc.train.ffn import evaluate_ffn, ffn_target
-    from xinc.train.nerv import evaluate_nerv, nerv_inputs
-
     info = read_json(meta)
     extra = {"dataset": info["dataset"], "video": info["video"], "seed": seed,
              "height": info["working_size"][0], "width": info["working_size"][1]}

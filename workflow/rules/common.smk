@@ -16,6 +16,8 @@ SEEDS = config["seeds"]
 ARCHS = ["nerv", "ffn"]
 LAYERS = config["canvas"]["layers"]
 # First annotated raw frame of a video (datasets.md §1): Cityscapes-VPS labels 4, 9, ..., 29.
+# Mirrors xinc.data.first_annotated_frame: the Snakefile itself does not import xinc, so the
+# main Snakemake process needs none of xinc's dependencies under --use-conda.
 FIRST_ANNOTATED = {"cityscapes_vps": 4, "vipseg": 0}
 FIGURES = expand("results/figures/{fig}.png", fig=["fig03", "fig04", "fig06"])
 
