@@ -35,3 +35,23 @@ def test_measure_and_report():
               "rows": [row, {"case": "naive", "arch": "nerv", "layer": "b1", "error": "skipped"}]}
     text = bench.format_report(result)
     assert "l3" in text and "skipped" in text
+
+
+def test_frame_totals_speedups():
+    rows = [{"arch": "nerv", "case": c, "layer": layer, "seconds": s, "peak_rss_delta_bytes": m}
+            for c, layer, s, m in [("naive", "b1", 10.0, 5), ("naive", "b2", 2.0, 7),
+                                   ("dense", "b1", 1.0, 3), ("dense", "b2", 1.0, 2),
+                                   ("stats", "b1", 4.0, 1)]]
+    totals = {row["case"]: row for row in bench.frame_totals(rows)}
+    assert totals["naive"]["seconds"] == 12.0 and totals["naive"]["speedup_vs_naive"] == 1.0
+    assert totals["dense"]["speedup_vs_naive"] == 6.0
+    assert totals["dense"]["max_peak_rss_delta_bytes"] == 3
+    assert totals["stats"]["speedup_vs_naive"] is None  # other layers than the baseline
+
+
+def test_naive_ffn_frame_equals_per_layer():
+    torch.manual_seed(1)
+    model = build_model("ffn", {"width": 8}).eval()
+    frame = bench.naive_ffn_frame(model, 5, 6)
+    for layer, maps in frame.items():
+        torch.testing.assert_close(maps, bench.naive_ffn_maps(model, 5, 6, layer))

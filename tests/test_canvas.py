@@ -309,7 +309,7 @@ def test_iter_canvas_chunks_equal_dense(arch):
         torch.testing.assert_close(torch.cat([c[1] for c in chunks]), dense[layer])
         default = list(iter_canvas(model, layer, **kwargs))
         torch.testing.assert_close(torch.cat([c[1] for c in default]), dense[layer])
-    assert default_chunk(128, 256) == 64
+    assert default_chunk(128, 256) == 128
 
 
 def test_chunks_are_owned_by_caller():
@@ -323,3 +323,30 @@ def test_chunks_are_owned_by_caller():
     dense = ffn_canvas(model, 4, 5)["l1"]
     torch.testing.assert_close(keep, dense[:4])
     assert not first.requires_grad
+
+
+def test_nerv_canvas_reuses_out_buffers():
+    model = small_nerv(9)
+    first = nerv_canvas(model, 0.2)
+    kept = {name: maps.clone() for name, maps in first.items()}
+    again = nerv_canvas(model, 0.6, out=first)
+    for name, maps in again.items():
+        assert maps.data_ptr() == first[name].data_ptr()
+        torch.testing.assert_close(maps, nerv_canvas(model, 0.6, [name])[name], rtol=0, atol=0)
+        assert not torch.equal(maps, kept[name])
+    with pytest.raises(ValueError, match="contiguous"):
+        nerv_canvas(model, 0.6, ["b1"], out={"b1": first["b2"]})
+
+
+def test_ffn_inputs_and_layer_subset():
+    model = small_ffn(10)
+    coords = ffn_coords(5, 7, model.cfg.coords)
+    trace = model.trace(coords)
+    inputs = model.inputs_t(coords)
+    assert len(inputs) == len(model.net)
+    for u_t, u in zip(inputs, trace, strict=False):
+        torch.testing.assert_close(u_t, u.T, rtol=1e-4, atol=1e-4)  # 1-ulp phase rounding
+    every = ffn_canvas(model, 5, 7)
+    only = ffn_canvas(model, 5, 7, layers=["l2"])
+    assert list(only) == ["l2"]
+    torch.testing.assert_close(only["l2"], every["l2"], rtol=0, atol=0)

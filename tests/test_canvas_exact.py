@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from xinc.canvas import ffn as ffn_mod
 from xinc.canvas import ffn_canvas, iter_canvas, layer_names, n_neurons, nerv_canvas
 from xinc.canvas import nerv as nerv_mod
+from xinc.canvas.nerv import exact as nerv_exact
 from xinc.canvas._common import rescale_gain
 from xinc.models import build_model
 from xinc.models.ffn import ffn_coords
@@ -120,7 +121,7 @@ def test_exact_chunks_equal_dense(arch, monkeypatch):
     assert list(dense) == layer_names(model)
     mod = nerv_mod if arch == "nerv" else ffn_mod
     # tiny batches inside the map function as well as tiny chunks outside
-    monkeypatch.setattr(nerv_mod, "_exact_batch", lambda *args: 2)
+    monkeypatch.setattr(nerv_exact, "_exact_batch", lambda *args: 2)
     for layer in layer_names(model):
         chunks = list(iter_canvas(model, layer, mode="exact", chunk=5, **kwargs))
         ids = torch.cat([c[0] for c in chunks])

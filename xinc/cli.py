@@ -106,9 +106,9 @@ def build_parser() -> argparse.ArgumentParser:
         "canvas", help="one frame's maps and statistics vs the authors' straightforward algorithm"
     )
     canvas.add_argument("--preset", default="paper")
-    canvas.add_argument("--cases", nargs="+", help="subset of: naive dense stats")
+    canvas.add_argument("--cases", nargs="+", help="subset of: naive dense reuse stats")
     canvas.add_argument("--naive-layers", nargs="+",
-                        help="NeRV layers of the naive baseline (b1 needs about 12 GiB)")
+                        help="NeRV layers of the naive baseline (default: all; b1 needs 8-12 GiB)")
     canvas.add_argument("--repeats", type=int, default=1)
     canvas.add_argument("--json", help="also write the result as JSON here")
     canvas.set_defaults(func=cmd_bench_canvas)

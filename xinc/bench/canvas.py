@@ -7,15 +7,21 @@ For one paper-size NeRV frame (`build_model("nerv", {})`, 128×256, untrained) a
   PixelShuffle by nearest upsampling + phase masks at full resolution, GELU and dense 3×3 box
   filters at every resolution after `F.interpolate`; FFN: the (F, O, P) tensor of per-input
   outer products, summed over O afterwards. NeRV block 1 (≈ 12 GiB) runs only when listed in
-  `naive_layers`.
-- `dense`: xinc's `nerv_canvas` / `ffn_canvas` maps of the layer (one dense tensor).
+  `naive_layers` (default: all; it needs about 8–12 GiB).
+- `dense`: xinc's `nerv_canvas` / `ffn_canvas` maps of the layer (one fresh dense tensor: the
+  page faults of a fresh 2.4 GB tensor are part of it).
+- `reuse`: the same maps written into the dense tensor of a previous (untimed) call, as a loop
+  over frames does with `nerv_canvas(…, out=previous)` (NeRV only).
 - `stats`: `canvas_frame_stats` of the layer (all formats.md §6 keys, three streamed passes,
   synthetic label maps: instances 8, rgb 32, gabor 32, 8×8 grids).
 
 Each measurement runs in its own subprocess (`python -m xinc.bench.canvas CASE ARCH LAYER`):
-the model is built (seeded), one untimed warm-up run is skipped for the big cases
-(`repeats` runs, median), and the peak RSS Δ is VmHWM (from /proc/self/status) minus VmRSS
-before the first run. `run` returns a plain dict; `format_report` renders it.
+the model is built (seeded) and the case timed `repeats` times (median; no warm-up, so the
+first run pays its allocations like a workflow job does), and the peak RSS Δ is VmHWM (from
+/proc/self/status) minus VmRSS before the first run. `run` returns a plain dict with the
+per-case rows and the per-frame totals (sum over layers) with their speed-ups over `naive`;
+`format_report` renders it. FFN maps are measured for the whole frame at once (layer `all`:
+one forward pass, as the authors' `compute_all_layer_mappings`), statistics per layer.
 """
 
 from __future__ import annotations
@@ -40,8 +46,8 @@ from xinc.models.nerv import NeRV
 
 PAPER_SIZE = (128, 256)
 NERV_LAYERS = ("head", "b3", "b2", "b1")
-FFN_LAYERS = ("l1", "l2", "l3")
-CASES = ("naive", "dense", "stats")
+FFN_LAYERS = ("all", "l1", "l2", "l3")  # "all": maps of the whole frame; stats per layer
+CASES = ("naive", "dense", "reuse", "stats")
 
 
 # --------------------------------------------------------------------------- naive baselines
@@ -95,13 +101,25 @@ def naive_nerv_maps(model: NeRV, t: float, layer: str) -> torch.Tensor:
 
 
 @torch.no_grad()
-def naive_ffn_maps(model: FFN, height: int, width: int, layer: str) -> torch.Tensor:
+def naive_ffn_frame(model: FFN, height: int, width: int) -> dict[str, torch.Tensor]:
+    """All of the authors' FFN maps from one forward pass with intermediate results."""
+    from xinc.models.ffn import ffn_coords
+
+    trace = model.trace(ffn_coords(height, width, model.cfg.coords))
+    return {f"l{i + 1}": naive_ffn_maps(model, height, width, f"l{i + 1}", trace[i])
+            for i in range(len(model.net))}
+
+
+@torch.no_grad()
+def naive_ffn_maps(model: FFN, height: int, width: int, layer: str,
+                   u: torch.Tensor | None = None) -> torch.Tensor:
     """The authors' FFN maps [n_l, H, W]: the (F, O, P) per-input outer products (one `mm`
-    per input feature), summed over O, ReLU for hidden layers."""
+    per input feature), summed over O, ReLU for hidden layers (`u`: the layer input [P, F])."""
     from xinc.models.ffn import ffn_coords
 
     idx = int(layer[1:]) - 1
-    u = model.trace(ffn_coords(height, width, model.cfg.coords))[idx]  # [P, F]
+    if u is None:
+        u = model.trace(ffn_coords(height, width, model.cfg.coords))[idx]
     linear = model.net[idx].linear
     n_in, n_out = linear.in_features, linear.out_features
     full = torch.zeros(n_in, n_out, u.shape[0])
@@ -158,12 +176,19 @@ def measure(case: str, arch: str, layer: str, *, size: Sequence[int] = PAPER_SIZ
         def fn():
             if arch == "nerv":
                 return naive_nerv_maps(model, t, layer)
+            if layer == "all":
+                return naive_ffn_frame(model, h, w)
             return naive_ffn_maps(model, h, w, layer)
     elif case == "dense":
         def fn():
             if arch == "nerv":
                 return nerv_canvas(model, t, [layer])[layer]
-            return ffn_canvas(model, h, w)[layer]
+            return ffn_canvas(model, h, w, layers=None if layer == "all" else [layer])
+    elif case == "reuse" and arch == "nerv":
+        buffers = nerv_canvas(model, t, [layer])
+
+        def fn():
+            return nerv_canvas(model, t, [layer], out=buffers)[layer]
     elif case == "stats":
         def fn():
             return canvas_frame_stats(model, layer, groups, t=t if arch == "nerv" else None,
@@ -195,8 +220,28 @@ def _measure_subprocess(case: str, arch: str, layer: str, timeout: float,
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+def frame_totals(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per (arch, case): seconds summed over the layers measured, the largest peak RSS Δ, and
+    the speed-up naive / case where both cover the same layers."""
+    totals = []
+    for arch, case in dict.fromkeys((r["arch"], r["case"]) for r in rows):
+        ok = [r for r in rows if r["arch"] == arch and r["case"] == case and "error" not in r]
+        if not ok:
+            continue
+        seconds = sum(r["seconds"] for r in ok)
+        layers = [r["layer"] for r in ok]
+        naive = [r for r in rows if r["arch"] == arch and r["case"] == "naive"
+                 and "error" not in r]
+        same = sorted(r["layer"] for r in naive) == sorted(layers)
+        speedup = sum(r["seconds"] for r in naive) / seconds if same and seconds else None
+        totals.append({"arch": arch, "case": case, "layers": layers, "seconds": seconds,
+                       "max_peak_rss_delta_bytes": max(r["peak_rss_delta_bytes"] for r in ok),
+                       "speedup_vs_naive": speedup})
+    return totals
+
+
 def run(preset: str = "paper", *, nerv_layers: Sequence[str] = NERV_LAYERS,
-        naive_layers: Sequence[str] = ("head", "b3", "b2"),
+        naive_layers: Sequence[str] = NERV_LAYERS,
         ffn_layers: Sequence[str] = FFN_LAYERS, cases: Sequence[str] = CASES,
         repeats: int = 1, timeout: float = 600.0) -> dict[str, Any]:
     """Measure every (case, layer) in its own subprocess; `naive_layers` limits the naive
@@ -207,6 +252,9 @@ def run(preset: str = "paper", *, nerv_layers: Sequence[str] = NERV_LAYERS,
     for arch, layers in (("nerv", nerv_layers), ("ffn", ffn_layers)):
         for layer in layers:
             for case in cases:
+                if arch == "ffn" and (case == "reuse" or (case in ("naive", "dense"))
+                                      != (layer == "all")):
+                    continue
                 if case == "naive" and arch == "nerv" and layer not in naive_layers:
                     rows.append({"case": case, "arch": arch, "layer": layer,
                                  "error": "skipped (not in naive_layers)"})
@@ -214,7 +262,7 @@ def run(preset: str = "paper", *, nerv_layers: Sequence[str] = NERV_LAYERS,
                 rows.append(_measure_subprocess(case, arch, layer, timeout,
                                                 repeats=repeats))
     return {"preset": preset, "size": list(PAPER_SIZE), "threads": min(2, os.cpu_count() or 1),
-            "rows": rows}
+            "rows": rows, "totals": frame_totals(rows)}
 
 
 def format_report(result: dict[str, Any]) -> str:
@@ -229,6 +277,14 @@ def format_report(result: dict[str, Any]) -> str:
         mib = row["peak_rss_delta_bytes"] / 2**20
         lines.append(f"{row['arch']:5} {row['layer']:5} {row['case']:6} "
                      f"{row['seconds']:9.3f} {mib:9.0f} MiB")
+    if result.get("totals"):
+        lines.append("one frame (sum over the layers every case measured):")
+    for row in result.get("totals", []):
+        speedup = row["speedup_vs_naive"]
+        lines.append(f"{row['arch']:5} {'+'.join(row['layers']):14} {row['case']:6} "
+                     f"{row['seconds']:9.3f} s, peak RSS Δ ≤ "
+                     f"{row['max_peak_rss_delta_bytes'] / 2**20:.0f} MiB"
+                     + (f", {speedup:.1f}× faster than naive" if speedup else ""))
     return "\n".join(lines)
 
 

@@ -25,10 +25,10 @@ import torch
 from torch import nn
 
 from xinc.canvas import ffn, nerv
-from xinc.models.ffn import FFN
+from xinc.models.ffn import FFN, ffn_coords
 from xinc.models.nerv import NeRV
 
-CHUNK_BYTES = 8 << 20
+CHUNK_BYTES = 16 << 20
 
 __all__ = ["CHUNK_BYTES", "canvas_size", "default_chunk", "ffn_canvas", "iter_canvas",
            "layer_names", "n_neurons", "nerv_canvas"]
@@ -101,29 +101,42 @@ def iter_canvas(model: nn.Module, layer: str, *, t: float | torch.Tensor | None 
     return ffn.iter_ffn(model, layer, h, w, mode=mode, chunk=chunk)
 
 
-def _dense(model: nn.Module, layer: str, **kwargs) -> torch.Tensor:
-    out = None
-    for ids, maps in iter_canvas(model, layer, **kwargs):
-        if out is None:
-            out = maps.new_empty((n_neurons(model, layer, bias=kwargs.get("bias", "split"),
-                                            neuron=kwargs.get("neuron", "kernel")),
-                                  *maps.shape[1:]))
-        out[ids] = maps
-    return out
-
-
-def ffn_canvas(model: FFN, height: int, width: int,
-               mode: str = "reference") -> dict[str, torch.Tensor]:
-    """All FFN layers: `{"l1": [n_1, H, W], …}`."""
-    return {name: _dense(model, name, height=height, width=width, mode=mode)
-            for name in ffn.layer_names(model)}
+@torch.no_grad()
+def ffn_canvas(model: FFN, height: int, width: int, mode: str = "reference",
+               layers: Sequence[str] | None = None) -> dict[str, torch.Tensor]:
+    """FFN maps `{"l1": [n_1, H, W], …}` for `layers` (default: all), from one forward pass."""
+    names = ffn.layer_names(model) if layers is None else list(layers)
+    indices = [ffn.layer_index(model, name) for name in names]
+    coords = ffn_coords(height, width, model.cfg.coords).to(model.positional_encoding.B.device)
+    inputs = model.inputs_t(coords, max(indices, default=0))
+    chunk = default_chunk(height, width)
+    weight = model.net[0].linear.weight
+    return {name: ffn.fill_ffn(model, name, height, width,
+                               weight.new_empty(ffn.n_neurons(model, name), height, width),
+                               mode=mode, chunk=chunk, u=inputs[i])
+            for name, i in zip(names, indices, strict=True)}
 
 
 def nerv_canvas(model: NeRV, t: float | torch.Tensor, layers: Sequence[str] | None = None,
-                mode: str = "reference", *, bias: str = "split",
-                neuron: str = "kernel") -> dict[str, torch.Tensor]:
+                mode: str = "reference", *, bias: str = "split", neuron: str = "kernel",
+                chunk: int | None = None,
+                out: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
     """NeRV maps `{layer: [C_in·K, H, W]}` for `layers` (default: all, head first); other
-    first-axis sizes under the `bias` / `neuron` switches (`n_neurons`)."""
+    first-axis sizes under the `bias` / `neuron` switches (`n_neurons`).
+
+    Each layer is written chunk by chunk straight into its dense tensor. `out` (e.g. the
+    previous frame's result) supplies those tensors: reusing them across frames saves the
+    page faults of fresh multi-GB allocations (block 1 is 2.4 GB at paper size).
+    """
     names = nerv.layer_names(model) if layers is None else list(layers)
-    return {name: _dense(model, name, t=t, mode=mode, bias=bias, neuron=neuron)
-            for name in names}
+    h, w = model.cfg.output_size
+    chunk = default_chunk(h, w) if chunk is None else chunk
+    result = {}
+    for name in names:
+        total = nerv.n_neurons(model, name, bias, neuron)
+        buf = (out or {}).get(name)
+        if buf is None:
+            buf = model.head.weight.new_empty(total, h, w)
+        result[name] = nerv.fill_nerv(model, name, t, buf, mode=mode, chunk=chunk, bias=bias,
+                                      neuron=neuron)
+    return result

@@ -40,25 +40,27 @@ def layer_input(model: FFN, layer: str, height: int, width: int) -> torch.Tensor
     """Input of linear layer l on the model's pixel grid, neuron-major: u^T [n_l, H·W]."""
     idx = layer_index(model, layer)
     coords = ffn_coords(height, width, model.cfg.coords).to(model.positional_encoding.B.device)
-    return model.trace(coords)[idx].T.contiguous()
+    return model.inputs_t(coords, idx)[idx]
 
 
 @torch.no_grad()
-def summed_contributions(model: FFN, u: torch.Tensor, layer: str,
-                         ids: torch.Tensor) -> torch.Tensor:
-    """Σ_o C_l[i, o, p] [n, H·W] for neurons i = `ids` (`u` = input [n_l, H·W]), before any ReLU.
+def summed_contributions(model: FFN, u: torch.Tensor, layer: str, ids: torch.Tensor,
+                         out: torch.Tensor | None = None) -> torch.Tensor:
+    """Σ_o C_l[i, o, p] [n, H·W] for neurons i = `ids` (`u` = input [n_l, H·W]), before any ReLU
+    (into `out` when given).
 
     Summed over i this gives Σ_o z_{l,o}(p), the summed pre-activations of layer l.
     """
     linear = model.net[layer_index(model, layer)].linear
     w_sum = linear.weight[:, ids].sum(0)
     b_share = linear.bias.sum() / linear.in_features if linear.bias is not None else 0.0
-    return u[ids].mul_(w_sum[:, None]).add_(b_share)
+    return torch.mul(u[ids], w_sum[:, None], out=out).add_(b_share)
 
 
-def reference_maps(model: FFN, u: torch.Tensor, layer: str, ids: torch.Tensor) -> torch.Tensor:
+def reference_maps(model: FFN, u: torch.Tensor, layer: str, ids: torch.Tensor,
+                   out: torch.Tensor | None = None) -> torch.Tensor:
     """Reference maps [n, H·W]: ReLU of `summed_contributions` (no ReLU for the last layer)."""
-    maps = summed_contributions(model, u, layer, ids)
+    maps = summed_contributions(model, u, layer, ids, out)
     return maps.relu_() if layer_index(model, layer) < len(model.net) - 1 else maps
 
 
@@ -113,11 +115,12 @@ def exact_rgb_maps(model: FFN, u: torch.Tensor, layer: str, ids: torch.Tensor) -
 
 
 @torch.no_grad()
-def exact_maps(model: FFN, u: torch.Tensor, layer: str, ids: torch.Tensor) -> torch.Tensor:
-    """Exact maps [n, P]: `exact_rgb_maps` summed over RGB."""
+def exact_maps(model: FFN, u: torch.Tensor, layer: str, ids: torch.Tensor,
+               out: torch.Tensor | None = None) -> torch.Tensor:
+    """Exact maps [n, P]: `exact_rgb_maps` summed over RGB (into `out` when given)."""
     weight = model.net[layer_index(model, layer)].linear.weight[:, ids]
     summed = _paths(model, u, layer).sum(1) @ weight  # [P, n]
-    return summed.T.mul(u[ids])
+    return torch.mul(summed.T, u[ids], out=out)
 
 
 @torch.no_grad()
@@ -133,7 +136,7 @@ def exact_bias_terms(model: FFN, layer: str, height: int, width: int) -> torch.T
     return v.T.reshape(-1, height, width)
 
 
-MapFn = Callable[[FFN, torch.Tensor, str, torch.Tensor], torch.Tensor]
+MapFn = Callable[..., torch.Tensor]  # (model, u, layer, ids, out=None) -> maps [n, H·W]
 MODES: dict[str, MapFn] = {"reference": reference_maps, "exact": exact_maps}
 
 
@@ -144,3 +147,19 @@ def iter_ffn(model: FFN, layer: str, height: int, width: int, *, mode: str = "re
     u = layer_input(model, layer, height, width)
     return ((ids, fn(model, u, layer, ids).reshape(len(ids), height, width))
             for ids in id_chunks(n_neurons(model, layer), chunk, u.device))
+
+
+def fill_ffn(model: FFN, layer: str, height: int, width: int, out: torch.Tensor, *,
+             mode: str = "reference", chunk: int = 64,
+             u: torch.Tensor | None = None) -> torch.Tensor:
+    """All maps of `layer` written chunk by chunk into `out` [n_l, H, W] (contiguous);
+    `u`: the layer's input if already computed (`layer_input`)."""
+    fn = mode_fn(MODES, mode)
+    total = n_neurons(model, layer)
+    if out.shape != (total, height, width) or not out.is_contiguous():
+        raise ValueError(f"out must be a contiguous [{total}, {height}, {width}] tensor, got "
+                         f"{tuple(out.shape)}")
+    u = layer_input(model, layer, height, width) if u is None else u
+    for ids in id_chunks(total, chunk, u.device):
+        fn(model, u, layer, ids, out=out[int(ids[0]):int(ids[-1]) + 1].view(len(ids), -1))
+    return out

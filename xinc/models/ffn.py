@@ -50,6 +50,11 @@ class FourierFeatures(nn.Module):
         proj = (2 * torch.pi * coords) @ self.B.T
         return torch.cat([torch.sin(proj), torch.cos(proj)], dim=-1)
 
+    def features_t(self, coords: torch.Tensor) -> torch.Tensor:
+        """γ(v) feature-major [2n, P] (the same products as `forward`, no transpose copy)."""
+        proj = self.B @ (2 * torch.pi * coords).T
+        return torch.cat([torch.sin(proj), torch.cos(proj)])
+
 
 class FFNLayer(nn.Module):
     """Linear layer followed by ReLU (hidden) or nothing (output)."""
@@ -83,6 +88,16 @@ class FFN(nn.Module):
             x = layer(x)
             results.append(x)
         return results
+
+    def inputs_t(self, coords: torch.Tensor, upto: int | None = None) -> list[torch.Tensor]:
+        """Inputs of linear layers 0 … `upto` (default: all) feature-major, [n_in, P] each:
+        `trace(coords)[i].T`, without a transpose copy and without the later layers."""
+        x = self.positional_encoding.features_t(coords)
+        inputs = [x]
+        for layer in self.net[:len(self.net) - 1 if upto is None else upto]:
+            x = layer.act(torch.addmm(layer.linear.bias[:, None], layer.linear.weight, x))
+            inputs.append(x)
+        return inputs
 
     def forward(self, coords: torch.Tensor) -> torch.Tensor:
         return self.trace(coords)[-1]
