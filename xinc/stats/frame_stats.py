@@ -51,6 +51,24 @@ def sample_neurons(n_neurons: int, k: int, seed: int) -> np.ndarray:
     return np.sort(rng.choice(n_neurons, size=min(k, n_neurons), replace=False)).astype(np.int64)
 
 
+def grid_layout(labels: np.ndarray) -> tuple[str, int, int] | None:
+    """("lattice" | "contiguous", sh, sw) when `labels` is exactly that `grid_groups` map on a
+    grid dividing the frame (its group sums are then plain reshaped sums), else None."""
+    from xinc.stats.groupings import grid_groups
+
+    height, width = labels.shape
+    count = int(labels.max()) + 1 if labels.size else 0
+    for sh in range(1, count + 1):
+        sw = count // sh
+        if sh * sw != count or height % sh or width % sw:
+            continue
+        grids = grid_groups(height, width, (sh, sw))
+        for kind in ("lattice", "contiguous"):
+            if np.array_equal(labels, grids[f"grid_{kind}"]):
+                return kind, sh, sw
+    return None
+
+
 def label_maps(groups: Mapping[str, np.ndarray], height: int,
                width: int) -> dict[str, np.ndarray]:
     """The integer [H, W] entries of `groups` (so `pixel_groups` output can be passed as is)."""
@@ -67,6 +85,7 @@ class FrameStats:
                  meta: Mapping[str, Any] | None = None) -> None:
         self.n, self.height, self.width = n_neurons, height, width
         self.labels = label_maps(groups, height, width)
+        self.layouts = {g: grid_layout(lab) for g, lab in self.labels.items()}
         self.areas: dict[str, np.ndarray] = {}
         for name, lab in self.labels.items():
             areas = np.bincount(lab.ravel()) if lab.min() >= 0 else np.zeros(1)
@@ -114,12 +133,14 @@ class FrameStats:
         return idx
 
     def _group_matrix(self, like: torch.Tensor) -> torch.Tensor:
-        """One-hot [H·W, Σ_g G_g] of every grouping, side by side, in the maps' dtype/device."""
+        """One-hot [H·W, Σ_g G_g] of the groupings without a grid layout, side by side, in the
+        maps' dtype/device."""
         if self._onehot is None:
             cols, offset = [], 0
             for g, lab in self.labels.items():
-                cols.append(lab.ravel() + offset)
-                offset += len(self.areas[g])
+                if self.layouts[g] is None:
+                    cols.append(lab.ravel() + offset)
+                    offset += len(self.areas[g])
             onehot = torch.zeros(self.height * self.width, offset, dtype=like.dtype)
             rows = torch.arange(self.height * self.width)
             for c in cols:
@@ -127,18 +148,29 @@ class FrameStats:
             self._onehot = onehot.to(like.device)
         return self._onehot
 
+    def _grid_sums(self, flat: torch.Tensor, kind: str, sh: int, sw: int) -> torch.Tensor:
+        """Group sums [n, sh·sw] of a grid grouping by reshaping (labels row-major)."""
+        n, bh, bw = flat.shape[0], self.height // sh, self.width // sw
+        if kind == "lattice":  # label (y mod sh, x mod sw)
+            return flat.view(n, bh, sh, bw, sw).sum((1, 3)).reshape(n, -1)
+        return flat.view(n, sh, bh, sw, bw).sum((2, 4)).reshape(n, -1)
+
     @torch.no_grad()
     def update(self, ids: torch.Tensor, maps: torch.Tensor) -> None:
         """Pass 1 for one chunk: maps [n, H, W] of neurons `ids` (each neuron once)."""
         idx = self._check(ids, maps, self._seen)
         flat = maps.reshape(len(idx), -1).abs()
         self.total[idx] = flat.sum(1).cpu().numpy()
-        if self.labels:
+        if any(layout is None for layout in self.layouts.values()):
             sums = (flat @ self._group_matrix(flat)).cpu().numpy()
             offset = 0
             for g, a in self.areas.items():
-                self.group_sums[g][idx] = sums[:, offset:offset + len(a)]
-                offset += len(a)
+                if self.layouts[g] is None:
+                    self.group_sums[g][idx] = sums[:, offset:offset + len(a)]
+                    offset += len(a)
+        for g, layout in self.layouts.items():
+            if layout is not None:
+                self.group_sums[g][idx] = self._grid_sums(flat, *layout).cpu().numpy()
         heat = flat.sum(0).double()
         self._heat = heat if self._heat is None else self._heat.add_(heat)
         if len(idx):
@@ -166,7 +198,7 @@ class FrameStats:
         if self._threshold is None:
             self._threshold = (self._heat / self.n).to(maps.dtype)
         flat = maps.reshape(len(idx), -1).abs()
-        self.counts[idx] = (flat > self._threshold).sum(1).cpu().numpy()
+        self.counts[idx] = (flat > self._threshold).sum(1, dtype=torch.int32).cpu().numpy()
         self.hist.add_fine(flat)
         if self._shortcut is None:
             self._shortcut = maps.dtype == torch.float32
@@ -177,7 +209,7 @@ class FrameStats:
     def _pixel_counts(self, flat: torch.Tensor) -> None:
         """Pass-2 part of neurons per pixel: values ≥ hi count; keep those in [lo, hi)."""
         for k, (lo, hi) in self._edges.items():
-            self.above[k] += (flat >= hi).sum(0).cpu()
+            self.above[k] += (flat >= hi).sum(0, dtype=torch.int32).cpu()
             rows, cols = ((flat >= lo) & (flat < hi)).nonzero(as_tuple=True)
             m, fill = len(cols), self._pair_fill[k]
             self._n_pairs += m
@@ -215,7 +247,7 @@ class FrameStats:
             self.taus = {k: self.hist.tau(a) for k, a in TAU_AREAS.items()}
         flat = maps.reshape(len(idx), -1).abs()
         for k, tau in self.taus.items():
-            self.above[k] += (flat > tau).sum(0).cpu()
+            self.above[k] += (flat > tau).sum(0, dtype=torch.int32).cpu()
 
     def _features(self, mean: np.ndarray) -> np.ndarray:
         """Min-max-normalised means: (mean − min_n)/(max_n − min_n), 0 for constant maps."""

@@ -20,7 +20,8 @@ buffers the fine keys of up to `FLUSH` values before one `np.bincount` into the 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch
@@ -28,6 +29,29 @@ import torch
 N_COARSE = 1 << 15  # high 16 bits of a non-negative float32 (sign bit 0)
 N_FINE = 1 << 16
 FLUSH = 1 << 22
+
+
+_POOL: tuple[int, ThreadPoolExecutor] | None = None  # (workers, pool)
+PARALLEL_MIN = 1 << 20  # values per chunk below which the histograms stay on one thread
+
+
+def _parallel(fn: Callable[[np.ndarray], object], flat: np.ndarray) -> list:
+    """fn over contiguous parts of `flat`, one per torch thread (numpy releases the GIL in
+    the casts, shifts and `bincount` loops, so the parts run concurrently)."""
+    global _POOL
+    parts = max(1, min(torch.get_num_threads(), len(flat) // PARALLEL_MIN))
+    if parts == 1:
+        return [fn(flat)]
+    if _POOL is None or _POOL[0] < parts:
+        _POOL = (parts, ThreadPoolExecutor(parts, thread_name_prefix="xinc-hist"))
+    return list(_POOL[1].map(fn, np.array_split(flat, parts)))
+
+
+def _coarse(flat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(count, float64 mass) per coarse bin of float32 values."""
+    hi = (flat.view(np.int32) >> 16).astype(np.intp)
+    return (np.bincount(hi, minlength=N_COARSE),
+            np.bincount(hi, weights=flat.astype(np.float64), minlength=N_COARSE))
 
 
 def _np_values(values: torch.Tensor) -> np.ndarray:
@@ -60,10 +84,9 @@ class MassHistogram:
         """Pass 1: non-negative values of any shape."""
         if self._bins is not None:
             raise RuntimeError("pass 1 is over: select() was called")
-        flat = _np_values(values)
-        hi = flat.view(np.int32) >> 16
-        self.count += np.bincount(hi, minlength=N_COARSE)
-        self.mass += np.bincount(hi, weights=flat, minlength=N_COARSE)
+        for count, mass in _parallel(_coarse, _np_values(values)):
+            self.count += count
+            self.mass += mass
 
     def _tau_bin(self, area: float, total: float) -> tuple[int, float]:
         """(coarse bin of τ_area, mass of the bins above it)."""
@@ -105,12 +128,20 @@ class MassHistogram:
     def add_fine(self, values: torch.Tensor) -> None:
         """Pass 2: the same values again (any chunking, any order)."""
         self.select()
-        bits = _np_values(values).view(np.int32)
-        slot = self._lut[bits >> 16]
-        keep = np.flatnonzero(slot >= 0)
-        if not len(keep):
+        lut = self._lut
+
+        def fine_keys(part: np.ndarray) -> np.ndarray:
+            bits = part.view(np.int32)
+            slot = lut[bits >> 16]
+            keep = np.flatnonzero(slot >= 0)
+            return (slot[keep].astype(np.int64) << 16) | (bits[keep] & 0xFFFF)
+
+        for keys in _parallel(fine_keys, _np_values(values)):
+            self._add_keys(keys)
+
+    def _add_keys(self, keys: np.ndarray) -> None:
+        if not len(keys):
             return
-        keys = (slot[keep].astype(np.int64) << 16) | (bits[keep] & 0xFFFF)
         if self._buffered + len(keys) > FLUSH:
             self._flush()
         if len(keys) > FLUSH:
