@@ -25,3 +25,4 @@ rule all:
     input:
         figures=FIGURES,
         tables="results/tables/table_s1.csv",
+        pairs=PAIRS,

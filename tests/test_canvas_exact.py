@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 from xinc.canvas import ffn as ffn_mod
 from xinc.canvas import ffn_canvas, iter_canvas, layer_names, n_neurons, nerv_canvas
 from xinc.canvas import nerv as nerv_mod
-from xinc.canvas.nerv import exact as nerv_exact
 from xinc.canvas._common import rescale_gain
+from xinc.canvas.nerv import exact as nerv_exact
 from xinc.models import build_model
 from xinc.models.ffn import ffn_coords
 
@@ -237,16 +237,24 @@ def test_ffn_exact_brute_force_float64():
     model.double()
     for idx, layer in enumerate(layer_names(model)):
         u = inputs[layer]
-        rgb = ffn_mod.exact_rgb_maps(model, u, layer, torch.arange(n_neurons(model, layer)))
+        n_in, n_out = u.shape[0], model.net[idx].linear.out_features
+        rgb = ffn_mod.exact_rgb_maps(model, u, layer, torch.arange(n_in))
+        sep = ffn_mod.exact_rgb_maps(model, u, layer, torch.arange(n_in + n_out), "separate")
         assert rgb.dtype == torch.float64
+        beta = model.net[idx].linear.bias
         for p in range(h * w):
-            mat, act = model.net[idx].linear.weight, u[:, p]
+            act = u[:, p]
+            paths = torch.eye(n_out, dtype=torch.float64)  # from linear l's outputs
             for m in range(idx + 1, len(model.net)):
                 z = model.net[m - 1].linear(act)
                 act = torch.relu(z)
-                mat = model.net[m].linear.weight @ torch.diag((z > 0).double()) @ mat
+                paths = model.net[m].linear.weight @ torch.diag((z > 0).double()) @ paths
+            mat = paths @ model.net[idx].linear.weight
             want = u[:, p][:, None] * mat.T  # [n_l, 3]
-            torch.testing.assert_close(rgb[:, :, p], want, rtol=0, atol=1e-12)
+            torch.testing.assert_close(rgb[:, :, p], want + (paths @ beta) / n_in, rtol=0,
+                                       atol=1e-12)
+            torch.testing.assert_close(sep[:n_in, :, p], want, rtol=0, atol=1e-12)
+            torch.testing.assert_close(sep[n_in:, :, p], (paths * beta).T, rtol=0, atol=1e-12)
 
 
 # --------------------------------------------------------------------------- switches
@@ -323,8 +331,33 @@ def test_switch_validation():
         iter_canvas(nerv, "b1", t=0.1, bias="proportional")
     with pytest.raises(ValueError, match="neuron mode"):
         n_neurons(nerv, "b1", neuron="pixel")
-    with pytest.raises(ValueError, match="FFN"):
-        iter_canvas(ffn, "l1", height=3, width=3, bias="separate")
-    with pytest.raises(ValueError, match="FFN"):
-        n_neurons(ffn, "l1", neuron="channel")
-    assert n_neurons(ffn, "l1") == 16
+    with pytest.raises(ValueError, match="bias mode"):
+        iter_canvas(ffn, "l1", height=3, width=3, bias="none")
+    assert n_neurons(ffn, "l1") == n_neurons(ffn, "l1", neuron="channel") == 16
+    assert n_neurons(ffn, "l1", bias="separate") == 16 + ffn.net[0].linear.out_features
+
+
+def test_ffn_bias_switch():
+    model = make_ffn(23, 6, 3)
+    h, w = 4, 5
+    y = model(ffn_coords(h, w, model.cfg.coords)).T.reshape(3, h, w)
+    for idx, layer in enumerate(layer_names(model)):
+        u = ffn_mod.layer_input(model, layer, h, w)
+        n_in = u.shape[0]
+        total = n_neurons(model, layer, bias="separate")
+        split = ffn_mod.summed_contributions(model, u, layer, torch.arange(n_in))
+        sep = ffn_mod.summed_contributions(model, u, layer, torch.arange(total), bias="separate")
+        torch.testing.assert_close(sep.sum(0), split.sum(0), rtol=1e-5, atol=1e-5)
+        beta = model.net[idx].linear.bias
+        assert torch.equal(sep[n_in:], beta[:, None].expand(len(beta), h * w))
+        bias = ffn_mod.exact_bias_terms(model, layer, h, w)
+        for mode_bias, n in (("split", n_in), ("separate", total)):
+            rgb = ffn_mod.exact_rgb_maps(model, u, layer, torch.arange(n), mode_bias)
+            got = rgb.sum(0).reshape(3, h, w) + bias
+            torch.testing.assert_close(got, y, rtol=1e-5, atol=1e-5)
+        dense = ffn_canvas(model, h, w, mode="exact", bias="separate")[layer]
+        chunks = torch.cat([m for _, m in iter_canvas(model, layer, height=h, width=w,
+                                                      mode="exact", bias="separate", chunk=4)])
+        torch.testing.assert_close(dense, chunks)
+        channel = ffn_canvas(model, h, w, neuron="channel")[layer]
+        torch.testing.assert_close(channel, ffn_canvas(model, h, w)[layer], rtol=0, atol=0)

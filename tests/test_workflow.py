@@ -15,6 +15,8 @@ import yaml
 
 from tests.conftest import BIN, ROOT, snakemake
 from xinc.config import load_config, validate
+from xinc.models import load_checkpoint
+from xinc.stats import canvas_pair_change, declared_nbytes, read_frame_stats, read_pair_stats
 
 
 def test_snakemake_lint_is_clean():
@@ -141,3 +143,37 @@ def test_console_command_prints_paper_parameter_counts():
         [*exe.split(), "params", "--preset", "paper"], cwd=ROOT, capture_output=True, text=True
     )
     assert json.loads(out.stdout) == {"ffn": 32971, "nerv": 978557}
+
+
+def test_smoke_canvas_files_hold_only_declared_statistics(smoke_run):
+    files = sorted((smoke_run / "results" / "stats").rglob("*.npz"))
+    assert {f.parent.parent.parent.parent.parent.name for f in files} == {"nerv", "ffn"}
+    for path in files:
+        stats = read_frame_stats(path)
+        meta = json.loads(str(stats["meta_json"]))
+        n, h, w = meta["neurons"], meta["height"], meta["width"]
+        groups = {g: len(stats[f"areas_{g}"]) for g in meta["groupings"]}
+        declared = declared_nbytes(n, h, w, groups, len(stats["sample_ids"]))
+        assert set(stats) - {"meta_json"} == set(declared), path
+        for key, nbytes in declared.items():
+            assert stats[key].nbytes == nbytes, (path, key)
+        # zip member and .npy headers: at most ~300 bytes per array
+        bound = sum(declared.values()) + stats["meta_json"].nbytes + 300 * len(stats)
+        assert path.stat().st_size <= bound, path
+        if n * h * w * 4 > bound:  # then not even one layer's canvas could hide in the file
+            assert path.stat().st_size < n * h * w * 4
+
+
+def test_smoke_pair_stats_equal_direct_computation(smoke_run):
+    files = sorted((smoke_run / "results" / "pair").rglob("*.npz"))
+    layers = load_config(str(ROOT / "presets" / "smoke.yaml"))["canvas"]["layers"]["nerv"]
+    assert len(files) == 2 * len(layers)  # two videos, one seed, t = 1
+    for path in files:
+        delta, meta = read_pair_stats(path)
+        assert (meta["frame_prev"], meta["frame"], meta["layer"]) == (0, 1, path.stem)
+        ckpt = smoke_run / "results" / "models" / "nerv" / meta["dataset"] / meta["video"] / \
+            f"s{meta['seed']}" / "ckpt.pt"
+        model = load_checkpoint(ckpt)
+        want = canvas_pair_change(model, path.stem, meta["t_prev"], meta["t"])
+        assert delta.shape == (32, 64) and (delta >= 0).all() and delta.max() > 0
+        np.testing.assert_allclose(delta, want, rtol=1e-6, atol=0)

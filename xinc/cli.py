@@ -31,7 +31,8 @@ def cmd_params(args: argparse.Namespace) -> None:
 def cmd_trace(args: argparse.Namespace) -> None:
     from xinc.tasks import trace_checkpoint
 
-    trace_checkpoint(args.checkpoint, args.out, frame=args.frame, layers=args.layers)
+    trace_checkpoint(args.checkpoint, args.out, frame=args.frame, layers=args.layers,
+                     mode=args.mode, bias=args.bias, neuron=args.neuron)
     print(f"wrote {args.out}")
 
 
@@ -83,6 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
     trace.add_argument("out", help="output folder for <layer>.npz statistics")
     trace.add_argument("--frame", type=int, default=0, help="frame index (NeRV only)")
     trace.add_argument("--layers", nargs="+", help="layers (default: all)")
+    trace.add_argument("--mode", choices=["reference", "exact"], default="reference")
+    trace.add_argument("--bias", choices=["split", "separate"], default="split")
+    trace.add_argument("--neuron", choices=["kernel", "channel"], default="kernel")
     trace.set_defaults(func=cmd_trace)
     bench = sub.add_parser("bench", help="benchmarks (ratios against a baseline in the same run)")
     bench_sub = bench.add_subparsers(dest="benchmark", required=True)

@@ -18,7 +18,14 @@ from xinc.canvas import layer_names
 from xinc.device import resolve_device
 from xinc.io import save_npz, write_json
 from xinc.models import NeRV, count_params, ffn_coords, import_checkpoint, load_checkpoint
-from xinc.stats import canvas_frame_stats, grid_groups, pixel_groups, write_frame_stats
+from xinc.stats import (
+    canvas_frame_stats,
+    canvas_pair_change,
+    grid_groups,
+    pixel_groups,
+    write_frame_stats,
+    write_pair_stats,
+)
 from xinc.train.ffn import evaluate_ffn, ffn_target
 from xinc.train.nerv import evaluate_nerv, nerv_inputs
 
@@ -71,14 +78,15 @@ def frame_time(model: torch.nn.Module, frame: int, meta: dict[str, Any],
 
 def trace_frame(model: torch.nn.Module, groups: dict[str, np.ndarray], outputs: dict[str, Path],
                 *, t: float | None, height: int, width: int, mode: str = "reference",
-                chunk: int | None = None, n_sample: int = 16, sample_seed: int = 0,
+                chunk: int | None = None, bias: str = "split", neuron: str = "kernel",
+                n_sample: int = 16, sample_seed: int = 0,
                 meta: dict[str, Any] | None = None) -> None:
     """Stream every requested layer's maps into its statistics file (one file per layer)."""
     for layer, path in outputs.items():
         LOG.info("layer %s: contribution maps -> statistics", layer)
         stats = canvas_frame_stats(model, layer, groups, t=t, height=height, width=width,
                                    n_sample=n_sample, sample_seed=sample_seed, mode=mode,
-                                   chunk=chunk, meta=meta)
+                                   chunk=chunk, bias=bias, neuron=neuron, meta=meta)
         write_frame_stats(path, stats)
 
 
@@ -94,15 +102,47 @@ def canvas_stats(ckpt: str | Path, groups: str | Path, meta: str | Path, frame: 
     trace_frame(
         model, group_maps, dict(zip(layers, map(Path, outputs), strict=True)),
         t=frame_time(model, frame, info, canvas["time_index"]), height=height, width=width,
-        mode=canvas["mode"], chunk=canvas["chunk"], n_sample=stats["sample_neurons"],
+        mode=canvas["mode"], chunk=canvas["chunk"], bias=canvas["bias"],
+        neuron=canvas["neuron"], n_sample=stats["sample_neurons"],
         sample_seed=stats["seed"],
         meta={"dataset": info["dataset"], "video": info["video"], "frame": frame,
               "seed": model.meta.get("seed")},
     )
 
 
+def pair_stats(ckpt: str | Path, meta: str | Path, frame: int, outputs: Sequence[str | Path],
+               layers: Sequence[str], *, canvas: dict[str, Any], device: str = "auto") -> None:
+    """Rule pair_stats: Δ_t between raw frames t − 1 and t = `frame` of a NeRV, per layer.
+
+    Both frames are queried at their training times j/T (raw frames, annotated or not).
+    """
+    info = read_json(meta)
+    model = load_checkpoint(ckpt).to(resolve_device(device))
+    if not isinstance(model, NeRV):
+        raise ValueError(f"{ckpt}: contribution change needs a NeRV (one model per video)")
+    n_frames = int(model.meta.get("frames") or info["T"])
+    if not 1 <= frame < n_frames:
+        raise ValueError(f"{meta}: pair frame t = {frame} needs frames t − 1 and t of a "
+                         f"{n_frames}-frame video; set canvas.pair_frames within 1 … "
+                         f"{n_frames - 1}")
+    t_prev, t_next = (frame - 1) / n_frames, frame / n_frames
+    for layer, path in zip(layers, map(Path, outputs), strict=True):
+        LOG.info("layer %s: contribution change between frames %d and %d", layer, frame - 1,
+                 frame)
+        delta = canvas_pair_change(model, layer, t_prev, t_next, mode=canvas["mode"],
+                                   chunk=canvas["chunk"], bias=canvas["bias"],
+                                   neuron=canvas["neuron"])
+        write_pair_stats(path, delta, {
+            "arch": "nerv", "layer": layer, "mode": canvas["mode"], "bias": canvas["bias"],
+            "neuron": canvas["neuron"], "frame_prev": frame - 1, "frame": frame,
+            "t_prev": t_prev, "t": t_next, "dataset": info["dataset"], "video": info["video"],
+            "seed": model.meta.get("seed")})
+
+
 def trace_checkpoint(ckpt: str | Path, out_dir: str | Path, *, frame: int = 0,
-                     layers: Sequence[str] | None = None, grid: Sequence[int] = (4, 8)) -> None:
+                     layers: Sequence[str] | None = None, grid: Sequence[int] = (4, 8),
+                     mode: str = "reference", bias: str = "split",
+                     neuron: str = "kernel") -> None:
     """`xinc trace`: statistics of one checkpoint (grid-cell groupings only) into `out_dir`."""
     model = load_checkpoint(ckpt)
     height, width = int(model.meta["height"]), int(model.meta["width"])
@@ -113,7 +153,8 @@ def trace_checkpoint(ckpt: str | Path, out_dir: str | Path, *, frame: int = 0,
     t = frame_time(model, frame, {"T": model.meta.get("frames")})
     trace_frame(model, grid_groups(height, width, tuple(grid)),
                 {layer: out_dir / f"{layer}.npz" for layer in layers},
-                t=t, height=height, width=width, meta={"frame": frame})
+                t=t, height=height, width=width, mode=mode, bias=bias, neuron=neuron,
+                meta={"frame": frame})
 
 
 def load_nerv_frames(path: str | Path) -> np.ndarray:

@@ -58,3 +58,30 @@ rule canvas_ffn:
         device=config["device"],
     script:
         "../scripts/canvas_stats.py"
+
+
+rule pair_stats:
+    input:
+        ckpt="results/models/nerv/{ds}/{vid}/s{seed}/ckpt.pt",
+        meta=work_file("meta.json"),
+    output:
+        delta=expand(
+            "results/pair/nerv/{{ds}}/{{vid}}/s{{seed}}/t{{t}}/{layer}.npz",
+            layer=LAYERS["nerv"],
+        ),
+    log:
+        "logs/pair/nerv/{ds}/{vid}/s{seed}/t{t}.log",
+    benchmark:
+        "benchmarks/pair/nerv/{ds}/{vid}/s{seed}/t{t}.tsv"
+    conda:
+        "../../envs/xinc.yaml"
+    threads: 2
+    resources:
+        mem_mb=3000,
+        runtime=30,
+    params:
+        layers=LAYERS["nerv"],
+        canvas=config["canvas"],
+        device=config["device"],
+    script:
+        "../scripts/pair_stats.py"

@@ -20,6 +20,14 @@ LAYERS = config["canvas"]["layers"]
 # main Snakemake process needs none of xinc's dependencies under --use-conda.
 FIRST_ANNOTATED = {"cityscapes_vps": 4, "vipseg": 0}
 FIGURES = expand("results/figures/{fig}.png", fig=["fig03", "fig04", "fig06"])
+PAIRS = [
+    f"results/pair/nerv/{ds}/{vid}/s{seed}/t{t}/{layer}.npz"
+    for ds in DATASETS
+    for vid in VIDEOS[ds]
+    for seed in SEEDS
+    for t in config["canvas"]["pair_frames"]
+    for layer in LAYERS["nerv"]
+]
 
 
 wildcard_constraints:
@@ -27,6 +35,7 @@ wildcard_constraints:
     vid="|".join(re.escape(v) for vids in VIDEOS.values() for v in vids),
     seed=r"\d+",
     f=r"\d+",
+    t=r"\d+",
     arch="nerv|ffn",
     layer=r"head|b\d+|l\d+",
 

@@ -5,7 +5,7 @@ layer in memory (NeRV block 1 at 128×256 is 2.4 GB); `ffn_canvas` and `nerv_can
 tensors from it. Modes: `reference` = the authors' definitions (models.md §4.2–4.3). Another mode
 is added by registering a map function in `ffn.MODES` / `nerv.MODES`.
 
-Switches (NeRV only; `iter_canvas`, `nerv_canvas`, `n_neurons`): `bias="split"` (default, the
+Switches (`iter_canvas`, `nerv_canvas`, `ffn_canvas`, `n_neurons`): `bias="split"` (default, the
 authors' β/C_in share in every kernel) or `"separate"` (no share, one bias pseudo-neuron per
 conv output channel appended after the kernels); `neuron="kernel"` (default, id i·K + k) or
 `"channel"` (id i = sum of input channel i's kernel maps). Mode `exact` (models.md §4.6 items
@@ -47,18 +47,10 @@ def layer_names(model: nn.Module) -> list[str]:
     return _arch(model).layer_names(model)
 
 
-def _check_ffn_switches(bias: str, neuron: str) -> None:
-    if (bias, neuron) != ("split", "kernel"):
-        raise ValueError("FFN maps support only bias='split', neuron='kernel'")
-
-
 def n_neurons(model: nn.Module, layer: str, *, bias: str = "split",
               neuron: str = "kernel") -> int:
-    """Number of neurons (maps) of `layer` (NeRV: under the `bias`/`neuron` switches)."""
-    if isinstance(model, NeRV):
-        return nerv.n_neurons(model, layer, bias, neuron)
-    _check_ffn_switches(bias, neuron)
-    return _arch(model).n_neurons(model, layer)
+    """Number of neurons (maps) of `layer` under the `bias` / `neuron` switches."""
+    return _arch(model).n_neurons(model, layer, bias, neuron)
 
 
 def canvas_size(model: nn.Module, height: int | None = None,
@@ -87,7 +79,7 @@ def iter_canvas(model: nn.Module, layer: str, *, t: float | torch.Tensor | None 
     NeRV neuron id = i·K + k (input channel i, conv output channel k before PixelShuffle).
     `chunk=None` picks `default_chunk`: small chunks stay in cache and are recycled by the
     C allocator, which is several times faster than chunks of hundreds of MB (fresh pages).
-    `bias` / `neuron`: NeRV switches (module docstring); FFN accepts only the defaults.
+    `bias` / `neuron`: switches (module docstring; for the FFN both neuron values agree).
     """
     h, w = canvas_size(model, height, width)
     chunk = default_chunk(h, w) if chunk is None else chunk
@@ -97,23 +89,25 @@ def iter_canvas(model: nn.Module, layer: str, *, t: float | torch.Tensor | None 
         if t is None:
             raise ValueError("NeRV maps need the frame time t")
         return nerv.iter_nerv(model, layer, t, mode=mode, chunk=chunk, bias=bias, neuron=neuron)
-    _check_ffn_switches(bias, neuron)
-    return ffn.iter_ffn(model, layer, h, w, mode=mode, chunk=chunk)
+    return ffn.iter_ffn(model, layer, h, w, mode=mode, chunk=chunk, bias=bias, neuron=neuron)
 
 
 @torch.no_grad()
 def ffn_canvas(model: FFN, height: int, width: int, mode: str = "reference",
-               layers: Sequence[str] | None = None) -> dict[str, torch.Tensor]:
-    """FFN maps `{"l1": [n_1, H, W], …}` for `layers` (default: all), from one forward pass."""
+               layers: Sequence[str] | None = None, *, bias: str = "split",
+               neuron: str = "kernel") -> dict[str, torch.Tensor]:
+    """FFN maps `{"l1": [n_1, H, W], …}` for `layers` (default: all), from one forward pass;
+    other first-axis sizes under the `bias` switch (`n_neurons`)."""
     names = ffn.layer_names(model) if layers is None else list(layers)
     indices = [ffn.layer_index(model, name) for name in names]
     coords = ffn_coords(height, width, model.cfg.coords).to(model.positional_encoding.B.device)
     inputs = model.inputs_t(coords, max(indices, default=0))
     chunk = default_chunk(height, width)
     weight = model.net[0].linear.weight
-    return {name: ffn.fill_ffn(model, name, height, width,
-                               weight.new_empty(ffn.n_neurons(model, name), height, width),
-                               mode=mode, chunk=chunk, u=inputs[i])
+    return {name: ffn.fill_ffn(
+                model, name, height, width,
+                weight.new_empty(ffn.n_neurons(model, name, bias, neuron), height, width),
+                mode=mode, chunk=chunk, bias=bias, neuron=neuron, u=inputs[i])
             for name, i in zip(names, indices, strict=True)}
 
 

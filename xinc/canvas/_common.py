@@ -7,6 +7,17 @@ from collections.abc import Callable, Iterator
 
 import torch
 
+BIAS_MODES = ("split", "separate")
+NEURON_MODES = ("kernel", "channel")
+
+
+def check_switches(bias: str, neuron: str) -> None:
+    """ValueError unless `bias` ∈ BIAS_MODES and `neuron` ∈ NEURON_MODES."""
+    if bias not in BIAS_MODES:
+        raise ValueError(f"unknown bias mode {bias!r}; expected one of {BIAS_MODES}")
+    if neuron not in NEURON_MODES:
+        raise ValueError(f"unknown neuron mode {neuron!r}; expected one of {NEURON_MODES}")
+
 
 def mode_fn(modes: dict[str, Callable], mode: str) -> Callable:
     """The map function registered for `mode` (ValueError if there is none)."""

@@ -3,6 +3,7 @@
 from xinc.stats.frame_stats import (
     FrameStats,
     canvas_frame_stats,
+    declared_nbytes,
     frame_stats,
     label_maps,
     read_frame_stats,
@@ -17,7 +18,7 @@ from xinc.stats.groupings import (
     pixel_groups,
 )
 from xinc.stats.mass import MassHistogram
-from xinc.stats.pair import canvas_pair_change, pair_change
+from xinc.stats.pair import canvas_pair_change, pair_change, read_pair_stats, write_pair_stats
 from xinc.stats.variance import SIGNED_GROUPINGS, grouping_variance, stats_variances
 
 __all__ = [
@@ -27,6 +28,7 @@ __all__ = [
     "MassHistogram",
     "canvas_frame_stats",
     "canvas_pair_change",
+    "declared_nbytes",
     "frame_stats",
     "gabor_features",
     "grid_groups",
@@ -36,7 +38,9 @@ __all__ = [
     "pair_change",
     "pixel_groups",
     "read_frame_stats",
+    "read_pair_stats",
     "sample_neurons",
     "stats_variances",
     "write_frame_stats",
+    "write_pair_stats",
 ]

@@ -323,19 +323,48 @@ def canvas_frame_stats(model: nn.Module, layer: str, groups: Mapping[str, np.nda
                        t: float | torch.Tensor | None = None, height: int | None = None,
                        width: int | None = None, n_sample: int = 16, sample_seed: int = 0,
                        mode: str = "reference", chunk: int | None = None,
+                       bias: str = "split", neuron: str = "kernel",
                        meta: Mapping[str, Any] | None = None) -> dict[str, np.ndarray]:
     """Stats of one layer of one frame straight from the model (maps computed 2–3 times).
 
-    `meta` adds to the recorded arch, layer, mode, t and sample seed (e.g. frame, seed).
+    `bias` / `neuron`: the `xinc.canvas` switches. `meta` adds to the recorded arch, layer,
+    mode, switches, t and sample seed (e.g. frame, seed).
     """
     h, w = canvas_size(model, height, width)
-    n = n_neurons(model, layer)
+    n = n_neurons(model, layer, bias=bias, neuron=neuron)
     info = {"arch": "nerv" if isinstance(model, NeRV) else "ffn", "layer": layer, "mode": mode,
+            "bias": bias, "neuron": neuron,
             "t": None if t is None else float(torch.as_tensor(t, dtype=torch.float64).item()),
             "sample_seed": sample_seed, **(meta or {})}
     return frame_stats(
-        lambda: iter_canvas(model, layer, t=t, height=h, width=w, mode=mode, chunk=chunk),
+        lambda: iter_canvas(model, layer, t=t, height=h, width=w, mode=mode, chunk=chunk,
+                            bias=bias, neuron=neuron),
         groups, n, h, w, sample_neurons(n, n_sample, sample_seed), info)
+
+
+def declared_nbytes(n_neurons: int, height: int, width: int, group_sizes: Mapping[str, int],
+                    n_sample: int) -> dict[str, int]:
+    """Uncompressed bytes of every formats.md §6 array (except `meta_json`) for N neurons, an
+    H×W frame, groupings {name: G} and k sampled maps: what a statistics file may hold."""
+    n, pixels = n_neurons, height * width
+    sizes = {"total": 8 * n, "pixels_per_neuron": 8 * n, "heat": 4 * pixels,
+             "sample_ids": 8 * min(n_sample, n), "sample_maps": 2 * min(n_sample, n) * pixels,
+             "value_curve": 8 * len(VALUE_LEVELS), "value_curve_q": 8 * len(VALUE_LEVELS),
+             "value_curve_mass": 8 * len(VALUE_LEVELS), "alive": n}
+    for k in TAU_AREAS:
+        sizes[f"tau_{k}"] = 8
+        sizes[f"neurons_per_pixel_{k}"] = 4 * pixels
+    for g, count in group_sizes.items():
+        sizes[f"group_sums_{g}"] = 8 * n * count
+        sizes[f"areas_{g}"] = 8 * count
+        if g == "instances":
+            sizes["instance_means"] = 8 * n * count
+        if g in FEATURE_GROUPINGS:
+            sizes[f"features_{g}"] = 4 * n * count
+    pools = (height // POOL) * (width // POOL)
+    if pools:
+        sizes["features_spatial16"] = 4 * n * pools
+    return sizes
 
 
 def write_frame_stats(path: str | Path, stats: Mapping[str, np.ndarray]) -> None:

@@ -7,13 +7,17 @@ neither canvas is held whole. Accumulated over chunks in float64, returned as fl
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import json
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
 from xinc.canvas import canvas_size, iter_canvas
+from xinc.io import save_npz
 
 Chunks = Iterable[tuple[torch.Tensor, torch.Tensor]]
 
@@ -54,9 +58,24 @@ def pair_change(chunks_prev: Chunks, chunks_next: Chunks,
 
 def canvas_pair_change(model: nn.Module, layer: str, t_prev: float | torch.Tensor,
                        t_next: float | torch.Tensor, *, mode: str = "reference",
-                       chunk: int | None = None) -> np.ndarray:
+                       chunk: int | None = None, bias: str = "split",
+                       neuron: str = "kernel") -> np.ndarray:
     """Δ between the NeRV frames at times `t_prev` and `t_next` (float32 [H, W])."""
     h, w = canvas_size(model)
-    kw = {"height": h, "width": w, "mode": mode, "chunk": chunk}
+    kw = {"height": h, "width": w, "mode": mode, "chunk": chunk, "bias": bias, "neuron": neuron}
     return pair_change(iter_canvas(model, layer, t=t_prev, **kw),
                        iter_canvas(model, layer, t=t_next, **kw))
+
+
+def write_pair_stats(path: str | Path, delta: np.ndarray, meta: Mapping[str, Any]) -> None:
+    """Write one layer's Δ_t (formats.md §6b): `delta` float32 [H, W] and `meta_json`."""
+    save_npz(path, delta=np.asarray(delta, dtype=np.float32),
+             meta_json=np.array(json.dumps(dict(meta), sort_keys=True)))
+
+
+def read_pair_stats(path: str | Path) -> tuple[np.ndarray, dict[str, Any]]:
+    """(`delta`, meta) of a file written by `write_pair_stats`."""
+    with np.load(path, allow_pickle=False) as z:
+        if "delta" not in z.files or "meta_json" not in z.files:
+            raise ValueError(f"{path}: not a contribution-change file (needs delta, meta_json)")
+        return z["delta"], json.loads(str(z["meta_json"]))

@@ -12,7 +12,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from xinc.canvas._common import BIAS_MODES, NEURON_MODES, check_switches
 from xinc.models.nerv import NeRV
+
+__all__ = ["BIAS_MODES", "NEURON_MODES", "check_switches"]  # re-exported for xinc.canvas.nerv
 
 
 def layer_names(model: NeRV) -> list[str]:
@@ -27,18 +30,6 @@ def layer_conv(model: NeRV, layer: str) -> nn.Conv2d:
     if layer.startswith("b") and layer[1:].isdigit() and 1 <= int(layer[1:]) <= len(model.blocks):
         return model.blocks[int(layer[1:]) - 1].conv
     raise ValueError(f"unknown NeRV layer {layer!r}; expected one of {layer_names(model)}")
-
-
-BIAS_MODES = ("split", "separate")
-NEURON_MODES = ("kernel", "channel")
-
-
-def check_switches(bias: str, neuron: str) -> None:
-    """ValueError unless `bias` ∈ BIAS_MODES and `neuron` ∈ NEURON_MODES."""
-    if bias not in BIAS_MODES:
-        raise ValueError(f"unknown bias mode {bias!r}; expected one of {BIAS_MODES}")
-    if neuron not in NEURON_MODES:
-        raise ValueError(f"unknown neuron mode {neuron!r}; expected one of {NEURON_MODES}")
 
 
 def n_neurons(model: NeRV, layer: str, bias: str = "split", neuron: str = "kernel") -> int:
