@@ -14,6 +14,7 @@ from xinc.canvas import ffn_canvas, iter_canvas, layer_names, n_neurons, nerv_ca
 from xinc.canvas import nerv as nerv_mod
 from xinc.canvas._common import rescale_gain
 from xinc.canvas.nerv import exact as nerv_exact
+from xinc.canvas.nerv import probe
 from xinc.models import build_model
 from xinc.models.ffn import ffn_coords
 
@@ -361,3 +362,35 @@ def test_ffn_bias_switch():
         torch.testing.assert_close(dense, chunks)
         channel = ffn_canvas(model, h, w, neuron="channel")[layer]
         torch.testing.assert_close(channel, ffn_canvas(model, h, w)[layer], rtol=0, atol=0)
+
+
+@settings(max_examples=200)
+@given(st.integers(-40, 40), st.integers(0, 60), st.integers(1, 16))
+def test_probe_spacing_separates_supports(lo, width, u):
+    hi = lo + width
+    pad, offset, s = probe._spacing(lo, hi, u)
+    box = range(offset - pad, offset + u + pad)  # relative to u·cell
+    assert lo in box and hi in box
+    for shift in (-s * u, s * u):  # a cell s away: its support lies outside this cell's box
+        assert hi + shift < box.start or lo + shift >= box.stop
+    assert pad >= abs(offset)
+
+
+def test_probed_exact_maps_equal_direct_pushes():
+    torch.manual_seed(24)
+    model = build_model("nerv", {"fc_hw": [6, 8], "strides": [2, 2], "fc_dim": 16,
+                                 "modelsize": 0.02}).eval()
+    h = model.trace(torch.tensor([0.4], dtype=torch.float64)).head_out[0].sum(0)
+    for layer in ("b2", "b1"):
+        x = nerv_mod.layer_input(model, 0.4, layer)
+        prober = probe.Prober(model, x, layer, nerv_mod.exact_gains(model, x, layer),
+                              nerv_mod.push_exact)
+        assert prober.usable and prober.s_y * prober.s_x < x.shape[0], layer
+        for bias in ("split", "separate"):
+            total = n_neurons(model, layer, bias=bias)
+            maps = nerv_canvas(model, 0.4, [layer], mode="exact", bias=bias)[layer]
+            ids = torch.arange(0, total, 7)
+            direct = nerv_mod.exact_rgb_maps(model, x, layer, ids, bias).sum(1)
+            assert rel_err(maps[ids], direct) <= 1e-5, (layer, bias)
+            bias_terms = nerv_mod.exact_bias_terms(model, 0.4, layer).sum(0)
+            assert rel_err(maps.sum(0) + bias_terms, h) <= 1e-4, (layer, bias)

@@ -12,6 +12,7 @@ For one paper-size NeRV frame (`build_model("nerv", {})`, 128×256, untrained) a
   page faults of a fresh 2.4 GB tensor are part of it).
 - `reuse`: the same maps written into the dense tensor of a previous (untimed) call, as a loop
   over frames does with `nerv_canvas(…, out=previous)` (NeRV only).
+- `exact`: the `exact` mode's dense maps (rescale rule / gated paths), fresh tensor.
 - `stats`: `canvas_frame_stats` of the layer (all formats.md §6 keys, three streamed passes,
   synthetic label maps: instances 8, rgb 32, gabor 32, 8×8 grids).
 
@@ -47,7 +48,7 @@ from xinc.models.nerv import NeRV
 PAPER_SIZE = (128, 256)
 NERV_LAYERS = ("head", "b3", "b2", "b1")
 FFN_LAYERS = ("all", "l1", "l2", "l3")  # "all": maps of the whole frame; stats per layer
-CASES = ("naive", "dense", "reuse", "stats")
+CASES = ("naive", "dense", "reuse", "exact", "stats")
 
 
 # --------------------------------------------------------------------------- naive baselines
@@ -184,6 +185,12 @@ def measure(case: str, arch: str, layer: str, *, size: Sequence[int] = PAPER_SIZ
             if arch == "nerv":
                 return nerv_canvas(model, t, [layer])[layer]
             return ffn_canvas(model, h, w, layers=None if layer == "all" else [layer])
+    elif case == "exact":
+        def fn():
+            if arch == "nerv":
+                return nerv_canvas(model, t, [layer], mode="exact")[layer]
+            return ffn_canvas(model, h, w, mode="exact",
+                              layers=None if layer == "all" else [layer])
     elif case == "reuse" and arch == "nerv":
         buffers = nerv_canvas(model, t, [layer])
 
@@ -220,9 +227,12 @@ def _measure_subprocess(case: str, arch: str, layer: str, timeout: float,
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+SAME_MAPS = ("naive", "dense", "reuse")  # cases computing the naive baseline's maps
+
+
 def frame_totals(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Per (arch, case): seconds summed over the layers measured, the largest peak RSS Δ, and
-    the speed-up naive / case where both cover the same layers."""
+    the speed-up naive / case for the cases computing the same maps over the same layers."""
     totals = []
     for arch, case in dict.fromkeys((r["arch"], r["case"]) for r in rows):
         ok = [r for r in rows if r["arch"] == arch and r["case"] == case and "error" not in r]
@@ -232,7 +242,7 @@ def frame_totals(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         layers = [r["layer"] for r in ok]
         naive = [r for r in rows if r["arch"] == arch and r["case"] == "naive"
                  and "error" not in r]
-        same = sorted(r["layer"] for r in naive) == sorted(layers)
+        same = case in SAME_MAPS and sorted(r["layer"] for r in naive) == sorted(layers)
         speedup = sum(r["seconds"] for r in naive) / seconds if same and seconds else None
         totals.append({"arch": arch, "case": case, "layers": layers, "seconds": seconds,
                        "max_peak_rss_delta_bytes": max(r["peak_rss_delta_bytes"] for r in ok),
@@ -252,7 +262,7 @@ def run(preset: str = "paper", *, nerv_layers: Sequence[str] = NERV_LAYERS,
     for arch, layers in (("nerv", nerv_layers), ("ffn", ffn_layers)):
         for layer in layers:
             for case in cases:
-                if arch == "ffn" and (case == "reuse" or (case in ("naive", "dense"))
+                if arch == "ffn" and (case == "reuse" or (case in ("naive", "dense", "exact"))
                                       != (layer == "all")):
                     continue
                 if case == "naive" and arch == "nerv" and layer not in naive_layers:

@@ -25,10 +25,12 @@ from xinc.canvas.nerv.layers import (
     per_kernel_conv,
     placed_maps,
 )
+from xinc.canvas.nerv.probe import Prober
 from xinc.models.nerv import NeRV
 
 EXACT_BYTES = 128 << 20  # per downstream intermediate; peak ≈ 3× this per chunk
 _GAINS = InputCache()
+_PROBERS = InputCache()
 
 
 def _block_index(model: NeRV, layer: str) -> int:
@@ -126,10 +128,19 @@ def exact_rgb_maps(model: NeRV, x: torch.Tensor, layer: str, ids: torch.Tensor,
 def exact_maps(model: NeRV, x: torch.Tensor, layer: str, ids: torch.Tensor,
                bias: str = "split", out: torch.Tensor | None = None) -> torch.Tensor:
     """Exact maps [n, H, W]: `exact_rgb_maps` summed over RGB (head: equal to reference);
-    written into `out` when given."""
+    written into `out` when given. Blocks go through `Prober` (impulse combs) when it needs
+    fewer pushes than one per kernel, else through one push per kernel."""
+    conv = layer_conv(model, layer)
     if layer == "head":
-        p = per_kernel_conv(x, layer_conv(model, layer), ids, bias)
+        p = per_kernel_conv(x, conv, ids, bias)
         return p if out is None else out.copy_(p)
+    j = _block_index(model, layer)
+    gains = _GAINS.get(x, model, layer, lambda: exact_gains(model, x, layer))
+    prober = _PROBERS.get(x, model, layer, lambda: Prober(model, x, layer, gains, push_exact))
+    if prober.usable:
+        batch = _exact_batch(model, j, gains, x.element_size())
+        return prober.maps(per_kernel_conv(x, conv, ids, bias), ids % conv.out_channels, batch,
+                           out)
     return torch.sum(exact_rgb_maps(model, x, layer, ids, bias), 1, out=out)
 
 
