@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from xinc.canvas._common import InputCache, rescale_gain
 from xinc.canvas.nerv.layers import (
     check_conv,
     layer_conv,
     layer_input,
+    out_size,
     per_kernel_conv,
     placed_maps,
 )
@@ -59,35 +59,41 @@ def _downstream_ops(model: NeRV, j: int, gains: list[torch.Tensor]):
     return ops + [(model.head, None, None)]
 
 
-def _conv_nobias(v: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:
-    return F.conv2d(v, conv.weight, None, conv.stride, conv.padding, conv.dilation)
-
-
 @torch.no_grad()
 def push_exact(model: NeRV, j: int, v: torch.Tensor, channel: torch.Tensor,
-               gains: list[torch.Tensor]) -> torch.Tensor:
+               gains: list[torch.Tensor], summed: bool = False) -> torch.Tensor:
     """Push single-channel maps linearly from block j's output to the head pre-activation.
 
     `v` [n, H_j, W_j] is map number m placed on post-shuffle channel `channel[m]` of block j's
     output (already multiplied by g_j). The first downstream conv is one grouped convolution
-    (one group per map, weights W[:, channel[m]]); the rest are batched over the n maps.
-    Returns [n, 3, H, W].
+    (one group per map, weights W[:, channel[m]]); the rest are batched over the n maps, in
+    channels-last layout (about twice as fast on CPU). Returns [n, 3, H, W], or the sum over
+    RGB [n, 1, H, W] when `summed` (one head output channel with the RGB-summed weights).
     """
     ops = _downstream_ops(model, j, gains)
     conv, shuffle, gain = ops[0]
     check_conv(conv)
     n = v.shape[0]
-    weight = conv.weight[:, channel].transpose(0, 1).reshape(-1, 1, *conv.kernel_size)
-    out = F.conv2d(v[None], weight, None, conv.stride, conv.padding, conv.dilation, groups=n)
-    out = out.view(n, conv.out_channels, *out.shape[2:])
+    # first conv: map m meets only W[:, channel[m]], as one batched matmul over im2col columns
+    # whose [n, positions, out] result is already the channels-last layout of [n, out, h, w]
+    weight = conv.weight[:, channel].permute(1, 2, 3, 0).reshape(n, -1, conv.out_channels)
+    if summed and len(ops) == 1:
+        weight = weight.sum(2, keepdim=True)
+    cols = F.unfold(v[:, None], conv.kernel_size, conv.dilation, conv.padding, conv.stride)
+    h, w = out_size(conv, *v.shape[1:])
+    out = torch.bmm(cols.transpose(1, 2), weight).view(n, h, w, -1).permute(0, 3, 1, 2)
     if shuffle is not None:
         out = shuffle(out).mul_(gain)
     for conv, shuffle, gain in ops[1:]:
         check_conv(conv)
-        out = _conv_nobias(out, conv)
+        weight = conv.weight
+        if summed and shuffle is None:
+            weight = weight.sum(0, keepdim=True)
+        out = F.conv2d(out.contiguous(memory_format=torch.channels_last), weight, None,
+                       conv.stride, conv.padding, conv.dilation)
         if shuffle is not None:
             out = shuffle(out).mul_(gain)
-    return out
+    return out.contiguous()
 
 
 def _exact_batch(model: NeRV, j: int, gains: list[torch.Tensor], itemsize: int) -> int:

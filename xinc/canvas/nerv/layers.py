@@ -54,7 +54,7 @@ def check_conv(conv: nn.Conv2d) -> None:
         raise ValueError(f"per-kernel maps need a zero-padded conv with groups=1, got {conv}")
 
 
-def _out_size(conv: nn.Conv2d, h: int, w: int) -> tuple[int, int]:
+def out_size(conv: nn.Conv2d, h: int, w: int) -> tuple[int, int]:
     return tuple((n + 2 * p - d * (k - 1) - 1) // s + 1 for n, p, d, k, s in zip(
         (h, w), conv.padding, conv.dilation, conv.kernel_size, conv.stride, strict=True))
 
@@ -76,7 +76,7 @@ def per_kernel_conv(x: torch.Tensor, conv: nn.Conv2d, ids: torch.Tensor,
     else:
         pseudo = ids >= n_kernel
         kernel_ids = ids[~pseudo]
-    full = x.new_zeros(len(ids), *_out_size(conv, *x.shape[1:])) if pseudo is not None else None
+    full = x.new_zeros(len(ids), *out_size(conv, *x.shape[1:])) if pseudo is not None else None
     if len(kernel_ids):
         i, k = kernel_ids // n_out, kernel_ids % n_out
         share = None

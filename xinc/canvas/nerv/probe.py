@@ -123,7 +123,7 @@ class Prober:
                 channel = sub // (self.r * self.r)
                 v = place(comb.expand(len(sub), -1, -1), sub % (self.r * self.r), self.r)
                 response = self.push(self.model, self.j, v.mul_(self.gains[0][channel]),
-                                     channel, self.gains).sum(1)
+                                     channel, self.gains, summed=True)[:, 0]
                 canvas = F.pad(response[:, None], (
                     self.crop[1], 2 * self.pad_x - self.crop[1],
                     self.crop[0], 2 * self.pad_y - self.crop[0]))
