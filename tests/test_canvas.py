@@ -350,3 +350,10 @@ def test_ffn_inputs_and_layer_subset():
     only = ffn_canvas(model, 5, 7, layers=["l2"])
     assert list(only) == ["l2"]
     torch.testing.assert_close(only["l2"], every["l2"], rtol=0, atol=0)
+
+
+def test_layers_argument_must_be_a_list():
+    with pytest.raises(TypeError, match="mode="):
+        nerv_canvas(small_nerv(11), 0.1, "exact")
+    with pytest.raises(TypeError, match="list of layer names"):
+        ffn_canvas(small_ffn(11), 4, 4, "reference", "l1")

@@ -13,6 +13,8 @@ For one paper-size NeRV frame (`build_model("nerv", {})`, 128×256, untrained) a
 - `reuse`: the same maps written into the dense tensor of a previous (untimed) call, as a loop
   over frames does with `nerv_canvas(…, out=previous)` (NeRV only).
 - `exact`: the `exact` mode's dense maps (rescale rule / gated paths), fresh tensor.
+- `job` (layer `all`): every layer's statistics in one process, as a workflow canvas job
+  (its peak RSS is that of the job).
 - `stats`: `canvas_frame_stats` of the layer (all formats.md §6 keys, three streamed passes,
   synthetic label maps: instances 8, rgb 32, gabor 32, 8×8 grids).
 
@@ -48,7 +50,7 @@ from xinc.models.nerv import NeRV
 PAPER_SIZE = (128, 256)
 NERV_LAYERS = ("head", "b3", "b2", "b1")
 FFN_LAYERS = ("all", "l1", "l2", "l3")  # "all": maps of the whole frame; stats per layer
-CASES = ("naive", "dense", "reuse", "exact", "stats")
+CASES = ("naive", "dense", "reuse", "exact", "stats", "job")
 
 
 # --------------------------------------------------------------------------- naive baselines
@@ -200,6 +202,12 @@ def measure(case: str, arch: str, layer: str, *, size: Sequence[int] = PAPER_SIZ
         def fn():
             return canvas_frame_stats(model, layer, groups, t=t if arch == "nerv" else None,
                                       height=h, width=w)
+    elif case == "job":
+        from xinc.canvas import layer_names
+
+        def fn():
+            return [canvas_frame_stats(model, name, groups, t=t if arch == "nerv" else None,
+                                       height=h, width=w) for name in layer_names(model)]
     else:
         raise ValueError(f"unknown case {case!r}; expected one of {CASES}")
     torch.set_num_threads(min(2, os.cpu_count() or 1))
@@ -260,10 +268,14 @@ def run(preset: str = "paper", *, nerv_layers: Sequence[str] = NERV_LAYERS,
         raise ValueError(f"unknown preset {preset!r}; expected 'paper'")
     rows = []
     for arch, layers in (("nerv", nerv_layers), ("ffn", ffn_layers)):
+        for case in cases:
+            if case == "job":  # every layer's statistics in one process, as a canvas job
+                rows.append(_measure_subprocess(case, arch, "all", timeout, repeats=repeats))
         for layer in layers:
             for case in cases:
-                if arch == "ffn" and (case == "reuse" or (case in ("naive", "dense", "exact"))
-                                      != (layer == "all")):
+                if case == "job" or (arch == "ffn" and (
+                        case == "reuse" or (case in ("naive", "dense", "exact"))
+                        != (layer == "all"))):
                     continue
                 if case == "naive" and arch == "nerv" and layer not in naive_layers:
                     rows.append({"case": case, "arch": arch, "layer": layer,

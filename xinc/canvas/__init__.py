@@ -98,6 +98,8 @@ def ffn_canvas(model: FFN, height: int, width: int, mode: str = "reference",
                neuron: str = "kernel") -> dict[str, torch.Tensor]:
     """FFN maps `{"l1": [n_1, H, W], …}` for `layers` (default: all), from one forward pass;
     other first-axis sizes under the `bias` switch (`n_neurons`)."""
+    if isinstance(layers, str):
+        raise TypeError(f"layers must be a list of layer names, got {layers!r}")
     names = ffn.layer_names(model) if layers is None else list(layers)
     indices = [ffn.layer_index(model, name) for name in names]
     coords = ffn_coords(height, width, model.cfg.coords).to(model.positional_encoding.B.device)
@@ -122,6 +124,9 @@ def nerv_canvas(model: NeRV, t: float | torch.Tensor, layers: Sequence[str] | No
     previous frame's result) supplies those tensors: reusing them across frames saves the
     page faults of fresh multi-GB allocations (block 1 is 2.4 GB at paper size).
     """
+    if isinstance(layers, str):
+        raise TypeError(f"layers must be a list of layer names, got {layers!r} (pass the mode "
+                        "as mode=…)")
     names = nerv.layer_names(model) if layers is None else list(layers)
     h, w = model.cfg.output_size
     chunk = default_chunk(h, w) if chunk is None else chunk
