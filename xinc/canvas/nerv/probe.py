@@ -77,7 +77,9 @@ class Prober:
 
     def __init__(self, model: NeRV, x: torch.Tensor, layer: str, gains: list[torch.Tensor],
                  push) -> None:
-        self.model, self.x, self.gains, self.push = model, x, gains, push
+        # the input itself is not kept (the one-slot caches key on it by weak reference)
+        self.model, self.gains, self.push = model, gains, push
+        self.device, self.dtype = x.device, x.dtype
         self.j = int(layer[1:])
         self.conv = layer_conv(model, layer)
         self.r = model.blocks[self.j - 1].shuffle.upscale_factor
@@ -103,20 +105,20 @@ class Prober:
     def _combs(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """(comb [h, w] of impulses s apart, its cells as a bool mask over the h·w cells)."""
         h, w = self.grid
-        rows = torch.arange(h, device=self.x.device)[:, None]
-        cols = torch.arange(w, device=self.x.device)[None, :]
+        rows = torch.arange(h, device=self.device)[:, None]
+        cols = torch.arange(w, device=self.device)[None, :]
         combs = []
         for a in range(self.s_y):
             for b in range(self.s_x):
                 mask = (rows % self.s_y == a) & (cols % self.s_x == b)
-                combs.append((mask.to(self.x.dtype), mask.reshape(-1)))
+                combs.append((mask.to(self.dtype), mask.reshape(-1)))
         return combs
 
     def _build(self, ks: list[int], batch: int) -> None:
         """Blocks [kh·kw, h·w] of M_k for conv output channels `ks` (`batch` maps a push)."""
-        out_ch = torch.tensor(ks, device=self.x.device)
-        blocks = self.x.new_zeros(len(ks), self.kernel[0] * self.kernel[1],
-                                  self.grid[0] * self.grid[1])
+        out_ch = torch.tensor(ks, device=self.device)
+        blocks = torch.zeros(len(ks), self.kernel[0] * self.kernel[1],
+                             self.grid[0] * self.grid[1], dtype=self.dtype, device=self.device)
         for comb, cells in self._combs():
             for start in range(0, len(ks), batch):
                 sub = out_ch[start:start + batch]

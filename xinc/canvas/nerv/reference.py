@@ -118,7 +118,6 @@ class Pipeline:
         self.stages = stages(model, int(layer[1:]))
         self._buffers: dict[str, torch.Tensor] = {}
         self._placed_phase: dict[str, torch.Tensor] = {}
-        self._pieces: torch.Tensor | None = None  # Step A of every neuron (small grid)
 
     def _buffer(self, name: str, n: int, shape: tuple[int, ...], like: torch.Tensor,
                 zero: bool) -> torch.Tensor:
@@ -171,18 +170,8 @@ class Pipeline:
     @torch.no_grad()
     def __call__(self, x: torch.Tensor, ids: torch.Tensor,
                  out: torch.Tensor | None = None) -> torch.Tensor:
-        """Maps [n, H, W] of neurons `ids`, written into `out` when given.
-
-        Step A runs once for all neurons of the layer (one grouped convolution on the
-        layer's own grid, a few MB): much cheaper than one small convolution per chunk.
-        """
-        if self._pieces is None:
-            total = self.conv.in_channels * self.conv.out_channels
-            if self.bias == "separate":
-                total += self.conv.out_channels
-            self._pieces = per_kernel_conv(x, self.conv, torch.arange(total, device=x.device),
-                                           self.bias)
-        g = self._pieces[ids]
+        """Maps [n, H, W] of neurons `ids`, written into `out` when given."""
+        g = per_kernel_conv(x, self.conv, ids, self.bias)
         n = g.shape[0]
         k_out = self.conv.out_channels
         last = len(self.stages) - 1
