@@ -274,6 +274,30 @@ def test_canvas_frame_stats_nerv_chunks_match_dense():
     assert json.loads(str(stats["meta_json"]))["t"] == 0.2
 
 
+@pytest.mark.parametrize("arch", ["nerv", "ffn"])
+def test_canvas_frame_stats_follow_the_switches(arch):
+    torch.manual_seed(1)
+    if arch == "nerv":
+        model = build_model("nerv", {"fc_dim": 5, "fc_hw": [2, 3]}).eval()
+        layer, kw = "b1", {"t": 0.3}
+        h, w = model.cfg.output_size
+    else:
+        model = build_model("ffn", {"width": 8}).eval()
+        layer, kw, (h, w) = "l2", {}, (12, 16)
+    groups = grid_groups(h, w, (2, 2))
+    for bias, neuron in (("separate", "kernel"), ("split", "channel"), ("separate", "channel")):
+        stats = canvas_frame_stats(model, layer, groups, height=h, width=w, bias=bias,
+                                   neuron=neuron, mode="exact", **kw)
+        maps = torch.cat([m for _, m in iter_canvas(model, layer, height=h, width=w,
+                                                    mode="exact", bias=bias, neuron=neuron,
+                                                    **kw)])
+        meta = json.loads(str(stats["meta_json"]))
+        assert (meta["bias"], meta["neuron"], meta["mode"]) == (bias, neuron, "exact")
+        assert meta["neurons"] == len(maps) == len(stats["total"])
+        np.testing.assert_allclose(stats["total"], maps.abs().sum((1, 2)).double().numpy(),
+                                   rtol=1e-5)
+
+
 # --------------------------------------------------------------------------- variance
 
 

@@ -23,7 +23,7 @@ from xinc.stats import (
     pair_change,
     pixel_groups,
 )
-from xinc.stats.frame_stats import VALUE_LEVELS
+from xinc.stats.frame_stats import VALUE_LEVELS, grid_layout
 
 
 def brute_tau(values: np.ndarray, a: float) -> float:
@@ -261,3 +261,38 @@ def test_canvas_frame_stats_nerv_end_to_end_and_pair():
     delta = canvas_pair_change(model, "b3", 0.2, 0.3, chunk=4)
     np.testing.assert_allclose(delta, np.abs(np.abs(nxt) - np.abs(maps)).sum(0, dtype=np.float64),
                                rtol=1e-5, atol=1e-6)
+
+
+def test_grid_groupings_are_summed_by_reshaping_and_agree_with_labels():
+    h, w = 12, 20
+    grids = grid_groups(h, w, (3, 4))
+    assert grid_layout(grids["grid_lattice"]) == ("lattice", 3, 4)
+    assert grid_layout(grids["grid_contiguous"]) == ("contiguous", 3, 4)
+    shuffled = grids["grid_lattice"].copy()
+    shuffled[0, 0], shuffled[0, 1] = shuffled[0, 1], shuffled[0, 0]
+    assert grid_layout(shuffled) is None
+    assert grid_layout(grid_groups(10, 20, (3, 4))["grid_contiguous"]) is None  # 3 ∤ 10
+    maps = torch.randn(5, h, w)
+    stats = FrameStats({**grids, "other": shuffled}, 5, h, w)
+    stats.update(torch.arange(5), maps)
+    flat = maps.abs().reshape(5, -1).double().numpy()
+    for name in ("grid_lattice", "grid_contiguous", "other"):
+        labels = {**grids, "other": shuffled}[name].ravel()
+        want = np.stack([np.bincount(labels, weights=row) for row in flat])
+        np.testing.assert_allclose(stats.group_sums[name], want, rtol=1e-5)
+
+
+def test_histograms_split_over_threads_equal_one_pass(monkeypatch):
+    values = torch.from_numpy(np.random.default_rng(3).random(3_000_000, dtype=np.float32))
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 3)
+    hist = MassHistogram([0.1, 0.5], VALUE_LEVELS)
+    hist.add_coarse(values)
+    keys = values.numpy().view(np.int32) >> 16
+    np.testing.assert_array_equal(hist.count, np.bincount(keys, minlength=len(hist.count)))
+    np.testing.assert_allclose(hist.mass, np.bincount(keys, weights=values.numpy().astype(
+        np.float64), minlength=len(hist.mass)), rtol=1e-12)
+    hist.add_fine(values)
+    brute = np.sort(values.numpy())
+    ranks = np.floor(VALUE_LEVELS * (len(brute) - 1)).astype(np.int64)
+    np.testing.assert_array_equal(hist.quantiles(), brute[ranks])
+    assert hist.tau(0.5) == brute_tau(values.numpy(), 0.5)

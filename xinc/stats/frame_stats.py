@@ -34,6 +34,7 @@ from torch import nn
 from xinc.canvas import canvas_size, iter_canvas, n_neurons
 from xinc.io import save_npz
 from xinc.models.nerv import NeRV
+from xinc.stats.groupings import grid_groups
 from xinc.stats.mass import MassHistogram
 
 Chunks = Iterable[tuple[torch.Tensor, torch.Tensor]]
@@ -54,8 +55,6 @@ def sample_neurons(n_neurons: int, k: int, seed: int) -> np.ndarray:
 def grid_layout(labels: np.ndarray) -> tuple[str, int, int] | None:
     """("lattice" | "contiguous", sh, sw) when `labels` is exactly that `grid_groups` map on a
     grid dividing the frame (its group sums are then plain reshaped sums), else None."""
-    from xinc.stats.groupings import grid_groups
-
     height, width = labels.shape
     count = int(labels.max()) + 1 if labels.size else 0
     for sh in range(1, count + 1):

@@ -1,33 +1,33 @@
 """NeRV contribution maps (models.md §4.3): one neuron per conv kernel slice (input i, output k).
 
 `layers` holds the geometry and Steps A–B shared by every mode, `reference` the authors' maps
-(Steps C–D), `exact` the rescale rule (models.md §4.6 item 4), `iterate` the chunked iteration
-and the `bias` / `neuron` switches. A new mode is one map function registered in `MODES`.
+(Steps C–D), `exact` the rescale rule (models.md §4.6 item 4) with `probe` (its fast path),
+`iterate` the chunked iteration and the `bias` / `neuron` switches. A new mode is one map
+function registered in `MODES`.
 """
 
+from xinc.canvas._common import BIAS_MODES, NEURON_MODES, check_switches
 from xinc.canvas.nerv.exact import (
-                                    exact_bias_terms,
-                                    exact_gains,
-                                    exact_maps,
-                                    exact_rgb_maps,
-                                    push_exact,
+    exact_bias_terms,
+    exact_gains,
+    exact_maps,
+    exact_rgb_maps,
+    push_exact,
 )
 from xinc.canvas.nerv.iterate import MODES, MapFn, channel_maps, fill_nerv, iter_nerv
 from xinc.canvas.nerv.layers import (
-                                    BIAS_MODES,
-                                    NEURON_MODES,
-                                    as_time,
-                                    check_switches,
-                                    layer_conv,
-                                    layer_input,
-                                    layer_names,
-                                    n_neurons,
-                                    per_kernel_conv,
-                                    placed_maps,
+    as_time,
+    layer_conv,
+    layer_input,
+    layer_names,
+    n_neurons,
+    per_kernel_conv,
+    placed_maps,
 )
+from xinc.canvas.nerv.probe import Prober
 from xinc.canvas.nerv.reference import Pipeline, reference_maps, stage_taps, stages
 
-__all__ = ["BIAS_MODES", "MODES", "NEURON_MODES", "MapFn", "Pipeline", "as_time",
+__all__ = ["BIAS_MODES", "MODES", "NEURON_MODES", "MapFn", "Pipeline", "Prober", "as_time",
            "channel_maps", "check_switches", "exact_bias_terms", "exact_gains", "exact_maps",
            "exact_rgb_maps", "fill_nerv", "iter_nerv", "layer_conv", "layer_input",
            "layer_names", "n_neurons", "per_kernel_conv", "placed_maps", "push_exact",

@@ -12,10 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from xinc.canvas._common import BIAS_MODES, NEURON_MODES, check_switches
+from xinc.canvas._common import check_switches
 from xinc.models.nerv import NeRV
-
-__all__ = ["BIAS_MODES", "NEURON_MODES", "check_switches"]  # re-exported for xinc.canvas.nerv
 
 
 def layer_names(model: NeRV) -> list[str]:
@@ -104,11 +102,17 @@ def placed_maps(model: NeRV, x: torch.Tensor, layer: str, ids: torch.Tensor,
     if layer == "head":
         raise ValueError("the head has no PixelShuffle: use per_kernel_conv")
     conv = layer_conv(model, layer)
-    p = per_kernel_conv(x, conv, ids, bias)
     r = model.blocks[int(layer[1:]) - 1].shuffle.upscale_factor
-    n, h, w = p.shape
-    out = p.new_zeros(n, r * r, h, w)
-    out[torch.arange(n, device=p.device), (ids % conv.out_channels) % (r * r)] = p
+    return place(per_kernel_conv(x, conv, ids, bias), (ids % conv.out_channels) % (r * r), r)
+
+
+def place(pieces: torch.Tensor, phase: torch.Tensor, r: int) -> torch.Tensor:
+    """Place_r: piece m [h, w] at sub-pixel phase `phase[m]` of an [r·h, r·w] grid, zeros
+    elsewhere (pieces [n, h, w] → [n, r·h, r·w]), as PixelShuffle places conv channel
+    c·r² + phase."""
+    n, h, w = pieces.shape
+    out = pieces.new_zeros(n, r * r, h, w)
+    out[torch.arange(n, device=pieces.device), phase] = pieces
     return out.view(n, r, r, h, w).permute(0, 3, 1, 4, 2).reshape(n, h * r, w * r)
 
 

@@ -21,19 +21,10 @@ import math
 import torch
 import torch.nn.functional as F
 
-from xinc.canvas.nerv.layers import layer_conv
+from xinc.canvas.nerv.layers import layer_conv, place
 from xinc.models.nerv import NeRV
 
 PROBE_BYTES = 512 << 20  # cap on the cached blocks of one layer
-
-
-def place(pieces: torch.Tensor, phase: torch.Tensor, r: int) -> torch.Tensor:
-    """Place_r: piece m [h, w] at sub-pixel phase `phase[m]` of an [r·h, r·w] grid, zeros
-    elsewhere (pieces [n, h, w] → [n, r·h, r·w])."""
-    n, h, w = pieces.shape
-    out = pieces.new_zeros(n, r * r, h, w)
-    out[torch.arange(n, device=pieces.device), phase] = pieces
-    return out.view(n, r, r, h, w).permute(0, 3, 1, 4, 2).reshape(n, h * r, w * r)
 
 
 @torch.no_grad()
