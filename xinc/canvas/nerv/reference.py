@@ -104,6 +104,13 @@ def _average(dst: torch.Tensor, terms: list[tuple[torch.Tensor, int]], k: int) -
             dst.add_(src, alpha=m / k)
 
 
+def _activate(act: nn.Module, t: torch.Tensor) -> torch.Tensor:
+    """act(t), in place for GELU (`t` is always a workspace or piece this module owns)."""
+    if isinstance(act, nn.GELU):
+        return torch.ops.aten.gelu_(t, approximate=act.approximate)
+    return act(t)
+
+
 def _phases(t: torch.Tensor, dim: int, r: int) -> list[torch.Tensor]:
     """Views of `t` [n, a, b] holding the positions ≡ q (mod r) along `dim` (1 or 2)."""
     return list(t.unflatten(dim, (t.shape[dim] // r, r)).unbind(dim + 1))
@@ -184,12 +191,12 @@ class Pipeline:
             if stage.placed:
                 phase = (ids % k_out) % (r * r)
                 cols = self._buffer(f"cols{s}", n, (h, r * w), g, zero=False)
-                scaled = stage.act(g).mul_(1.0 / stage.k**2)
+                scaled = _activate(stage.act, g).mul_(1.0 / stage.k**2)
                 self._place(f"pc{s}", scaled, phase % r, stage, 2, cols)
                 self._place(f"pr{s}", cols, phase // r, stage, 1, dest)
             else:
                 cols = self._buffer(f"cols{s}", n, (h, r * w), g, zero=False)
-                self._up(stage.act(g), stage, 2, cols)
+                self._up(_activate(stage.act, g), stage, 2, cols)
                 self._up(cols, stage, 1, dest)
             g = dest
         return g
