@@ -77,7 +77,14 @@ def summed_contributions(model: FFN, u: torch.Tensor, layer: str, ids: torch.Ten
     share = 0.0
     if linear.bias is not None and bias == "split":
         share = linear.bias.sum() / linear.in_features
-    return torch.mul(u[ids], w_sum[:, None], out=out).add_(share)
+    return torch.mul(_rows(u, ids), w_sum[:, None], out=out).add_(share)
+
+
+def _rows(u: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+    """u[ids]; a view (no copy) when the ids are consecutive, as `iter_canvas` chunks are."""
+    if len(ids) and int(ids[-1]) - int(ids[0]) + 1 == len(ids) and bool((ids.diff() == 1).all()):
+        return u[int(ids[0]):int(ids[-1]) + 1]
+    return u[ids]
 
 
 def reference_maps(model: FFN, u: torch.Tensor, layer: str, ids: torch.Tensor,

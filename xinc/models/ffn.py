@@ -53,7 +53,10 @@ class FourierFeatures(nn.Module):
     def features_t(self, coords: torch.Tensor) -> torch.Tensor:
         """γ(v) feature-major [2n, P] (the same products as `forward`, no transpose copy)."""
         proj = self.B @ (2 * torch.pi * coords).T
-        return torch.cat([torch.sin(proj), torch.cos(proj)])
+        out = proj.new_empty(2 * len(proj), proj.shape[1])
+        torch.sin(proj, out=out[:len(proj)])
+        torch.cos(proj, out=out[len(proj):])
+        return out
 
 
 class FFNLayer(nn.Module):
