@@ -1,9 +1,10 @@
 """Per-neuron contribution maps ("the implicit neural canvas") of NeRV and FFN models.
 
 `iter_canvas` streams the maps of one layer in chunks of neurons, so no caller needs a whole
-layer in memory (NeRV block 1 at 128×256 is 2.4 GB); `ffn_canvas` and `nerv_canvas` build dense
-tensors from it. Modes: `reference` = the authors' definitions (models.md §4.2–4.3). Another mode
-is added by registering a map function in `ffn.MODES` / `nerv.MODES`.
+layer in memory (NeRV block 1 at 128×256 is 2.4 GB); `ffn_canvas` and `nerv_canvas` write the
+same chunks straight into dense tensors (`fill_ffn`, `fill_nerv`). Modes: `reference` = the
+authors' definitions (models.md §4.2–4.3), `exact` (below). Another mode is added by
+registering a map function in `ffn.MODES` / `nerv.MODES`.
 
 Switches (`iter_canvas`, `nerv_canvas`, `ffn_canvas`, `n_neurons`): `bias="split"` (default, the
 authors' β/C_in share in every kernel) or `"separate"` (no share, one bias pseudo-neuron per
