@@ -394,3 +394,23 @@ def test_probed_exact_maps_equal_direct_pushes():
             assert rel_err(maps[ids], direct) <= 1e-5, (layer, bias)
             bias_terms = nerv_mod.exact_bias_terms(model, 0.4, layer).sum(0)
             assert rel_err(maps.sum(0) + bias_terms, h) <= 1e-4, (layer, bias)
+
+
+def test_probe_blocks_survive_between_statistics_passes(monkeypatch):
+    from xinc.stats import canvas_frame_stats, grid_groups
+
+    torch.manual_seed(24)
+    model = build_model("nerv", {"fc_hw": [6, 8], "strides": [2, 2], "fc_dim": 16,
+                                 "modelsize": 0.02}).eval()
+    built: list[int] = []
+    original = probe.Prober._build
+
+    def counting(self, ks, batch):
+        built.extend(ks)
+        return original(self, ks, batch)
+
+    monkeypatch.setattr(probe.Prober, "_build", counting)
+    h, w = model.cfg.output_size
+    canvas_frame_stats(model, "b1", grid_groups(h, w, (2, 2)), t=0.4, mode="exact", chunk=64)
+    k_out = nerv_mod.layer_conv(model, "b1").out_channels
+    assert sorted(built) == list(range(k_out))  # every M_k built once over both passes

@@ -48,24 +48,36 @@ def rescale_gain(act: torch.nn.Module, z: torch.Tensor, eps: float = 1e-6) -> to
 
 
 class InputCache:
-    """One-slot cache of values derived from a layer input tensor (same object, same version).
+    """One-slot cache of values derived from a layer input tensor.
 
-    `iter_canvas` hands the same input tensor to the map function for every chunk; exact modes
-    keep the forward-pass quantities they derive from it (gains, path matrices) here.
+    `iter_canvas` hands the same input tensor to the map function for every chunk, and each
+    statistics pass recomputes an equal one; exact modes keep the forward-pass quantities they
+    derive from it (gains, path matrices, probe blocks) here. A hit needs the same model (same
+    parameter versions), the same layer key and an input equal in value (a small tensor: the
+    layer's input, not its maps).
     """
 
     def __init__(self) -> None:
         self._key: tuple | None = None
+        self._input: torch.Tensor | None = None
         self._value = None
 
-    def get(self, x: torch.Tensor, model: torch.nn.Module, layer: str, build: Callable):
-        versions = (x._version, tuple(p._version for p in model.parameters()))
-        key = self._key
-        if (key is not None and key[0]() is x and key[1]() is model and key[2] == layer
-                and key[3] == versions):
+    def _hit(self, x: torch.Tensor, model: torch.nn.Module, layer, versions: tuple) -> bool:
+        key, cached = self._key, self._input
+        if key is None or cached is None or key[0]() is not model or key[1] != layer:
+            return False
+        if key[2] != versions:
+            return False
+        return cached.shape == x.shape and cached.dtype == x.dtype and \
+            cached.device == x.device and bool(torch.equal(cached, x))
+
+    def get(self, x: torch.Tensor, model: torch.nn.Module, layer, build: Callable):
+        versions = tuple(p._version for p in model.parameters())
+        if self._hit(x, model, layer, versions):
             return self._value
-        self._key, self._value = None, None
+        self._key, self._input, self._value = None, None, None
         value = build()
-        self._key = (weakref.ref(x), weakref.ref(model), layer, versions)
+        self._key = (weakref.ref(model), layer, versions)
+        self._input = x.detach().clone()
         self._value = value
         return value
