@@ -125,7 +125,7 @@ def pair_stats(ckpt: str | Path, meta: str | Path, frame: int, outputs: Sequence
         raise ValueError(f"{meta}: pair frame t = {frame} needs frames t − 1 and t of a "
                          f"{n_frames}-frame video; set canvas.pair_frames within 1 … "
                          f"{n_frames - 1}")
-    t_prev, t_next = (frame - 1) / n_frames, frame / n_frames
+    t_prev, t_next = (frame_time(model, j, info, "exact") for j in (frame - 1, frame))
     for layer, path in zip(layers, map(Path, outputs), strict=True):
         LOG.info("layer %s: contribution change between frames %d and %d", layer, frame - 1,
                  frame)

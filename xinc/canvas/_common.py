@@ -32,6 +32,18 @@ def id_chunks(total: int, chunk: int, device: torch.device) -> Iterator[torch.Te
         yield torch.arange(start, min(start + chunk, total), device=device)
 
 
+def fill_chunks(out: torch.Tensor, shape: tuple[int, ...], chunk: int,
+                write: Callable[[torch.Tensor, torch.Tensor], object]) -> torch.Tensor:
+    """Check that `out` is a contiguous tensor of `shape`, then `write(ids, out[ids])` for
+    consecutive id chunks covering its first axis (each part a contiguous view)."""
+    if tuple(out.shape) != tuple(shape) or not out.is_contiguous():
+        raise ValueError(f"out must be a contiguous {list(shape)} tensor, got "
+                         f"{list(out.shape)}")
+    for ids in id_chunks(shape[0], chunk, out.device):
+        write(ids, out[int(ids[0]):int(ids[-1]) + 1])
+    return out
+
+
 def rescale_gain(act: torch.nn.Module, z: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
     """Fixed gain g(z) = act(z)/z of the rescale rule (models.md §4.6 items 4–5), so act(z) = g·z.
 

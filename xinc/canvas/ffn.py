@@ -19,7 +19,14 @@ from collections.abc import Callable, Iterator
 import torch
 import torch.nn.functional as F
 
-from xinc.canvas._common import InputCache, check_switches, id_chunks, mode_fn, rescale_gain
+from xinc.canvas._common import (
+    InputCache,
+    check_switches,
+    fill_chunks,
+    id_chunks,
+    mode_fn,
+    rescale_gain,
+)
 from xinc.models.ffn import FFN, ffn_coords
 
 
@@ -202,11 +209,7 @@ def fill_ffn(model: FFN, layer: str, height: int, width: int, out: torch.Tensor,
     """All maps of `layer` written chunk by chunk into `out` [n_neurons, H, W] (contiguous);
     `u`: the layer's input if already computed (`layer_input`)."""
     fn = mode_fn(MODES, mode)
-    total = n_neurons(model, layer, bias, neuron)
-    if out.shape != (total, height, width) or not out.is_contiguous():
-        raise ValueError(f"out must be a contiguous [{total}, {height}, {width}] tensor, got "
-                         f"{tuple(out.shape)}")
     u = layer_input(model, layer, height, width) if u is None else u
-    for ids in id_chunks(total, chunk, u.device):
-        fn(model, u, layer, ids, bias, out=out[int(ids[0]):int(ids[-1]) + 1].view(len(ids), -1))
-    return out
+    return fill_chunks(out, (n_neurons(model, layer, bias, neuron), height, width), chunk,
+                       lambda ids, part: fn(model, u, layer, ids, bias,
+                                            out=part.view(len(ids), -1)))

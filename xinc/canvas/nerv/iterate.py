@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterator
 
 import torch
 
-from xinc.canvas._common import id_chunks, mode_fn
+from xinc.canvas._common import fill_chunks, id_chunks, mode_fn
 from xinc.canvas.nerv.exact import exact_maps
 from xinc.canvas.nerv.layers import layer_conv, layer_input, n_neurons
 from xinc.canvas.nerv.reference import reference_maps
@@ -24,22 +24,17 @@ def channel_maps(fn: MapFn, model: NeRV, x: torch.Tensor, layer: str, ids: torch
     `bias="separate"` (kernel-mode id C_in·K + k). Written into `out` when given."""
     conv = layer_conv(model, layer)
     c_in, n_out = conv.in_channels, conv.out_channels
-    parts = []
+    h, w = model.cfg.output_size
+    dest = x.new_empty(len(ids), h, w) if out is None else out
     for m, i in enumerate(ids.tolist()):
         if i >= c_in:
             kid = torch.tensor([c_in * n_out + i - c_in], device=x.device)
-            parts.append(fn(model, x, layer, kid, bias)[0])
+            dest[m] = fn(model, x, layer, kid, bias)[0]
             continue
-        total = None
+        dest[m] = 0
         for kid in id_chunks(n_out, chunk, x.device):
-            part = fn(model, x, layer, kid + i * n_out, bias).sum(0)
-            total = part if total is None else total.add_(part)
-        parts.append(total)
-        if out is not None:
-            out[m] = parts.pop()
-    if out is None:
-        return torch.stack(parts)
-    return out
+            dest[m] += fn(model, x, layer, kid + i * n_out, bias).sum(0)
+    return dest
 
 
 def _chunk_maps(fn: MapFn, model: NeRV, x: torch.Tensor, layer: str, ids: torch.Tensor,
@@ -72,12 +67,7 @@ def fill_nerv(model: NeRV, layer: str, t: float | torch.Tensor, out: torch.Tenso
               neuron: str = "kernel") -> torch.Tensor:
     """All maps of `layer` written chunk by chunk into `out` [n_neurons, H, W] (contiguous)."""
     fn = mode_fn(MODES, mode)
-    total = n_neurons(model, layer, bias, neuron)
     x = layer_input(model, t, layer)
-    if out.shape[0] != total or not out.is_contiguous():
-        raise ValueError(f"out must be a contiguous [{total}, H, W] tensor, got "
-                         f"{tuple(out.shape)}")
-    for ids in id_chunks(total, chunk, x.device):
-        _chunk_maps(fn, model, x, layer, ids, bias, neuron, chunk,
-                    out[int(ids[0]):int(ids[-1]) + 1])
-    return out
+    return fill_chunks(out, (n_neurons(model, layer, bias, neuron), *model.cfg.output_size),
+                       chunk, lambda ids, part: _chunk_maps(fn, model, x, layer, ids, bias,
+                                                            neuron, chunk, part))

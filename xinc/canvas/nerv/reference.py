@@ -4,11 +4,12 @@ Block j's map of neuron (i, k) is Box_k(Place_r(GELU(P[i, k]))) followed by Box_
 for every later block, down to the image size. GELU runs before each expansion (it commutes
 with zero insertion and nearest upsampling, since GELU(0) = 0), and each Box∘Place / Box∘Up is
 separable: a column pass, then a row pass that writes whole output rows. Box∘Up_r is
-r-periodic with small integer weights (`stage_taps` × k), so each output phase is one or two
-tensor ops on zero-bordered workspaces; Box∘Place_r(phase) (the neuron's own PixelShuffle
-phase) is a zero insertion followed by a plain k-point box. The 1/k box scale is applied once,
-on the smallest grid, after the stage's GELU. Workspaces live in a `Pipeline` that is reused
-for every chunk of a layer, and the last pass writes straight into the caller's output.
+r-periodic with integer weights summing to k (`stage_taps` × k), so each output phase is one
+`lerp` (two taps) plus small ops for the border rows. Box∘Place_r(phase) (the neuron's own
+PixelShuffle phase) is a zero insertion into a zero-bordered workspace followed by k shifted
+adds, its 1/k² scale applied on the small grid after the GELU. Workspaces live in a
+`Pipeline` that is reused for every chunk of a layer, and the last pass writes straight into
+the caller's output.
 """
 
 from __future__ import annotations
@@ -24,24 +25,17 @@ from xinc.canvas.nerv.layers import layer_conv, per_kernel_conv, same_box
 from xinc.models.nerv import NeRV
 
 
-def stage_taps(r: int, k: int, phase: int | None) -> torch.Tensor:
-    """1-D taps of Box_k ∘ Place_r(phase), or of Box_k ∘ Up_r when `phase` is None.
-
-    Place_r puts g[y] at r·y + phase (zeros elsewhere); Up_r repeats g[y] r times; Box_k is a
-    k-point mean with zero padding k//2. Both are r-periodic, so with s = k//2 // r + 1:
-    out[r·y + q] = Σ_j taps[q, j]·g[y + j − s] (g zero outside), taps of shape [r, 2s + 1].
-    They are read off the impulse response of the 1-D operators themselves.
+def stage_taps(r: int, k: int) -> torch.Tensor:
+    """1-D taps of Box_k ∘ Up_r: Up_r repeats g[y] r times, Box_k is a k-point mean with zero
+    padding k//2. The result is r-periodic, so with s = k//2 // r + 1:
+    out[r·y + q] = Σ_j taps[q, j]·g[y + j − s] (g zero outside), taps of shape [r, 2s + 1],
+    read off the impulse response of the 1-D operator itself.
     """
     pad, span = k // 2, (k // 2) // r + 1
-    size = 2 * span + 1
-    g = torch.zeros(size, dtype=torch.float64)
+    g = torch.zeros(2 * span + 1, dtype=torch.float64)
     g[span] = 1.0
-    if phase is None:
-        s = g.repeat_interleave(r)
-    else:
-        s = torch.zeros(r * size, dtype=torch.float64)
-        s[phase::r] = g
-    out = F.avg_pool1d(s[None], k, stride=1, padding=pad, count_include_pad=True)[0]
+    out = F.avg_pool1d(g.repeat_interleave(r)[None], k, stride=1, padding=pad,
+                       count_include_pad=True)[0]
     idx = r * (span - torch.arange(-span, span + 1))[None, :] + torch.arange(r)[:, None]
     return out[idx]
 
@@ -60,7 +54,7 @@ class Stage:
         # Box_k ∘ Up_r: out[r·y + q] = Σ (m/k)·g[y + offset] over taps[q] = ((offset, m), …),
         # integer counts m summing to k
         span = (self.k // 2) // self.r + 1
-        counts = torch.round(stage_taps(self.r, self.k, None) * self.k).long().tolist()
+        counts = torch.round(stage_taps(self.r, self.k) * self.k).long().tolist()
         object.__setattr__(self, "taps", tuple(
             tuple((j - span, m) for j, m in enumerate(row) if m) for row in counts))
 
@@ -75,19 +69,11 @@ def stages(model: NeRV, j: int) -> list[Stage]:
                   for b, c in zip(blocks[j:], convs[1:], strict=True)]
 
 
-def _combine(dst: torch.Tensor, terms: list[tuple[torch.Tensor, int]]) -> None:
-    """dst = Σ weight·src over `terms` (integer weights), with as few passes as they allow."""
-    terms = sorted(terms, key=lambda term: term[1] != 1)
-    (first, w_first), rest = terms[0], terms[1:]
-    if w_first == 1 and rest:
-        torch.add(first, rest[0][0], alpha=rest[0][1], out=dst)
-        rest = rest[1:]
-    elif w_first == 1:
-        dst.copy_(first)
-    else:
-        torch.mul(first, w_first, out=dst)
-    for src, weight in rest:
-        dst.add_(src, alpha=weight)
+def _sum(dst: torch.Tensor, terms: list[torch.Tensor]) -> None:
+    """dst = Σ terms (at least two)."""
+    torch.add(terms[0], terms[1], out=dst)
+    for src in terms[2:]:
+        dst.add_(src)
 
 
 def _average(dst: torch.Tensor, terms: list[tuple[torch.Tensor, int]], k: int) -> None:
@@ -157,7 +143,11 @@ class Pipeline:
             inner[rows, :, phase] = g
         else:
             inner[rows, :, :, phase] = g
-        _combine(out, [(ws.narrow(dim, j, length), 1) for j in range(stage.k)])
+        shifts = [ws.narrow(dim, j, length) for j in range(stage.k)]
+        if len(shifts) == 1:
+            out.copy_(shifts[0])
+        else:
+            _sum(out, shifts)
 
     @staticmethod
     def _up(g: torch.Tensor, stage: Stage, dim: int, out: torch.Tensor) -> None:
