@@ -229,6 +229,21 @@ def test_nerv_reference_equals_naive_pipeline(settings):
         assert rel_err(maps[f"b{j}"], ref) <= 1e-5, j
 
 
+@pytest.mark.parametrize("settings", [{}, {"strides": [3, 2], "kernel": 5}])
+def test_nerv_reference_any_ids(settings):
+    """Any id list (unsorted, repeated, not whole PixelShuffle phase groups, bias
+    pseudo-neurons) gives exactly the rows of the whole layer's maps."""
+    model = small_nerv(10, **settings)
+    for bias in ("split", "separate"):
+        for layer in layer_names(model)[1:]:
+            x = nerv_canvas_mod.layer_input(model, 0.45, layer)
+            n = n_neurons(model, layer, bias=bias)
+            every = nerv_canvas_mod.reference_maps(model, x, layer, torch.arange(n), bias)
+            ids = torch.tensor([5, 0, 5, n - 1, 13, n - 2])
+            got = nerv_canvas_mod.reference_maps(model, x, layer, ids, bias)
+            torch.testing.assert_close(got, every[ids], rtol=0, atol=0)
+
+
 def test_bias_bookkeeping_nerv():
     model = small_nerv(5)
     for layer in layer_names(model):

@@ -62,32 +62,44 @@ def per_kernel_conv(x: torch.Tensor, conv: nn.Conv2d, ids: torch.Tensor,
     """Step A for neurons `ids` (= i·K + k): x_i ⋆ W[k, i] + β_k / C_in, shape [n, h', w'].
 
     `x` is the layer input [C_in, h, w]; stride, padding and dilation are the conv's own.
-    One grouped convolution (one group per neuron), no loop over neurons.
+    One batched matmul over the `unfold` columns of the input channels the ids span,
+    [C, K, k²] @ [C, k², h'·w'] (no loop over neurons); a contiguous id range is a view of it.
     `bias="separate"`: kernels carry no bias share, and ids C_in·K + k are bias pseudo-neurons
     whose piece is β_k everywhere (0 for a conv without bias).
     """
     check_conv(conv)
     check_switches(bias, "kernel")
     n_out, n_kernel = conv.out_channels, conv.in_channels * conv.out_channels
-    if bias == "split" or bool((ids < n_kernel).all()):
-        kernel_ids, pseudo = ids, None
-    else:
-        pseudo = ids >= n_kernel
-        kernel_ids = ids[~pseudo]
-    full = x.new_zeros(len(ids), *out_size(conv, *x.shape[1:])) if pseudo is not None else None
+    size = out_size(conv, *x.shape[1:])
+    pseudo = ids >= n_kernel
+    kernel_ids = ids[~pseudo]
+    if len(kernel_ids) == len(ids):
+        return _kernel_pieces(x, conv, ids, bias == "split").unflatten(1, size)
+    full = x.new_zeros(len(ids), *size)
     if len(kernel_ids):
-        i, k = kernel_ids // n_out, kernel_ids % n_out
-        share = None
-        if conv.bias is not None and bias == "split":
-            share = conv.bias[k] / conv.in_channels
-        out = F.conv2d(x[i].unsqueeze(0), conv.weight[k, i].unsqueeze(1), share, conv.stride,
-                       conv.padding, conv.dilation, groups=len(kernel_ids))[0]
-        if pseudo is None:
-            return out
-        full[~pseudo] = out
+        full[~pseudo] = _kernel_pieces(x, conv, kernel_ids, False).unflatten(1, size)
     if conv.bias is not None:
         full[pseudo] = conv.bias[ids[pseudo] % n_out][:, None, None]
     return full
+
+
+def _kernel_pieces(x: torch.Tensor, conv: nn.Conv2d, ids: torch.Tensor,
+                   share: bool) -> torch.Tensor:
+    """Pieces [n, h'·w'] of kernel ids (all < C_in·K), with the bias share when `share`."""
+    n_out = conv.out_channels
+    lo, hi = int(ids.min()) // n_out, int(ids.max()) // n_out + 1
+    cols = F.unfold(x[lo:hi, None], conv.kernel_size, conv.dilation, conv.padding, conv.stride)
+    weight = conv.weight[:, lo:hi].transpose(0, 1).reshape(hi - lo, n_out, -1)
+    if share and conv.bias is not None:
+        shares = (conv.bias / conv.in_channels)[None, :, None].expand(hi - lo, -1, 1)
+        pieces = torch.baddbmm(shares, weight, cols).flatten(0, 1)
+    else:
+        pieces = torch.bmm(weight, cols).flatten(0, 1)
+    first = int(ids[0]) - lo * n_out
+    if bool(torch.equal(ids, torch.arange(int(ids[0]), int(ids[0]) + len(ids),
+                                          device=ids.device))):
+        return pieces[first:first + len(ids)]
+    return pieces[ids - lo * n_out]
 
 
 @torch.no_grad()

@@ -2,42 +2,60 @@
 
 Block j's map of neuron (i, k) is Box_k(Place_r(GELU(P[i, k]))) followed by Box_k(GELU(Up_r(·)))
 for every later block, down to the image size. GELU runs before each expansion (it commutes
-with zero insertion and nearest upsampling, since GELU(0) = 0), and each Box∘Place / Box∘Up is
-separable: a column pass, then a row pass that writes whole output rows. Box∘Up_r is
-r-periodic with integer weights summing to k (`stage_taps` × k), so each output phase is one
-`lerp` (two taps) plus small ops for the border rows. Box∘Place_r(phase) (the neuron's own
-PixelShuffle phase) is a zero insertion into a zero-bordered workspace followed by k shifted
-adds, its 1/k² scale applied on the small grid after the GELU. Workspaces live in a
-`Pipeline` that is reused for every chunk of a layer, and the last pass writes straight into
-the caller's output.
+with zero insertion and nearest upsampling, since GELU(0) = 0), and each expansion is
+separable: a column pass, then a row pass that writes whole output rows. Both are r-periodic
+filters with integer counts (`stage_taps` × k), so each output phase is one op on shifted
+views of the small grid (a `lerp` for Box∘Up, a copy or an add for Box∘Place), plus small ops
+for the border rows. Box∘Place_r depends on the neuron's own PixelShuffle phase (k mod r²,
+= id mod r²), so the pass along each axis runs once per phase along that axis, on the strided
+view of the chunk's neurons that have it. The pieces GELU(P)/k² of the whole layer are
+computed once per layer input; workspaces live in a `Pipeline` reused for every chunk, and
+the last pass writes straight into the caller's output.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from functools import cache
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from xinc.canvas._common import InputCache
-from xinc.canvas.nerv.layers import layer_conv, per_kernel_conv, same_box
+from xinc.canvas.nerv.layers import layer_conv, n_neurons, per_kernel_conv, same_box
 from xinc.models.nerv import NeRV
 
+Taps = tuple[tuple[tuple[int, int], ...], ...]  # per output phase: ((offset, count), …)
 
-def stage_taps(r: int, k: int) -> torch.Tensor:
-    """1-D taps of Box_k ∘ Up_r: Up_r repeats g[y] r times, Box_k is a k-point mean with zero
-    padding k//2. The result is r-periodic, so with s = k//2 // r + 1:
+
+def stage_taps(r: int, k: int, phase: int | None = None) -> torch.Tensor:
+    """1-D taps of Box_k ∘ Up_r (`phase=None`) or of Box_k ∘ Place_r at `phase`: Up_r repeats
+    g[y] r times, Place_r puts it at r·y + phase (zeros elsewhere), Box_k is a k-point mean
+    with zero padding k//2. The result is r-periodic, so with s = k//2 // r + 1:
     out[r·y + q] = Σ_j taps[q, j]·g[y + j − s] (g zero outside), taps of shape [r, 2s + 1],
     read off the impulse response of the 1-D operator itself.
     """
     pad, span = k // 2, (k // 2) // r + 1
     g = torch.zeros(2 * span + 1, dtype=torch.float64)
     g[span] = 1.0
-    out = F.avg_pool1d(g.repeat_interleave(r)[None], k, stride=1, padding=pad,
-                       count_include_pad=True)[0]
+    if phase is None:
+        expanded = g.repeat_interleave(r)
+    else:
+        expanded = torch.zeros(len(g) * r, dtype=torch.float64)
+        expanded[phase::r] = g
+    out = F.avg_pool1d(expanded[None], k, stride=1, padding=pad, count_include_pad=True)[0]
     idx = r * (span - torch.arange(-span, span + 1))[None, :] + torch.arange(r)[:, None]
     return out[idx]
+
+
+@cache
+def tap_counts(r: int, k: int, phase: int | None = None) -> Taps:
+    """`stage_taps` as integer counts: out[r·y + q] = Σ (m/k)·g[y + offset] over
+    taps[q] = ((offset, m), …)."""
+    span = (k // 2) // r + 1
+    counts = torch.round(stage_taps(r, k, phase) * k).long().tolist()
+    return tuple(tuple((j - span, m) for j, m in enumerate(row) if m) for row in counts)
 
 
 @dataclass(frozen=True)
@@ -48,15 +66,11 @@ class Stage:
     r: int
     k: int
     placed: bool
-    taps: tuple[tuple[tuple[int, int], ...], ...] = field(init=False)
 
-    def __post_init__(self) -> None:
-        # Box_k ∘ Up_r: out[r·y + q] = Σ (m/k)·g[y + offset] over taps[q] = ((offset, m), …),
-        # integer counts m summing to k
-        span = (self.k // 2) // self.r + 1
-        counts = torch.round(stage_taps(self.r, self.k) * self.k).long().tolist()
-        object.__setattr__(self, "taps", tuple(
-            tuple((j - span, m) for j, m in enumerate(row) if m) for row in counts))
+    @property
+    def pad(self) -> int:
+        """Zero border of the stage's input and column workspace: the taps' largest offset."""
+        return (self.k // 2) // self.r + 1
 
 
 def stages(model: NeRV, j: int) -> list[Stage]:
@@ -69,25 +83,29 @@ def stages(model: NeRV, j: int) -> list[Stage]:
                   for b, c in zip(blocks[j:], convs[1:], strict=True)]
 
 
-def _sum(dst: torch.Tensor, terms: list[torch.Tensor]) -> None:
-    """dst = Σ terms (at least two)."""
-    torch.add(terms[0], terms[1], out=dst)
-    for src in terms[2:]:
-        dst.add_(src)
-
-
-def _average(dst: torch.Tensor, terms: list[tuple[torch.Tensor, int]], k: int) -> None:
-    """dst = Σ (m/k)·src over `terms`: one `lerp` for two counts summing to k."""
-    if not terms:
-        dst.zero_()
-    elif len(terms) == 2 and terms[0][1] + terms[1][1] == k:
-        torch.lerp(terms[0][0], terms[1][0], terms[1][1] / k, out=dst)
-    elif len(terms) == 1 and terms[0][1] == k:
+def _combine(dst: torch.Tensor, terms: list[tuple[torch.Tensor, int]]) -> None:
+    """dst = Σ m·src over `terms` (integer counts m), in one op for the filters' cases."""
+    if len(terms) == 2 and 1 in (terms[0][1], terms[1][1]):
+        (a, m_a), (b, m_b) = terms if terms[0][1] == 1 else terms[::-1]
+        torch.add(a, b, alpha=m_b, out=dst)
+    elif len(terms) == 1 and terms[0][1] == 1:
         dst.copy_(terms[0][0])
-    else:
-        torch.mul(terms[0][0], terms[0][1] / k, out=dst)
+    elif terms:
+        torch.mul(terms[0][0], terms[0][1], out=dst)
         for src, m in terms[1:]:
-            dst.add_(src, alpha=m / k)
+            dst.add_(src, alpha=m)
+    else:
+        dst.zero_()
+
+
+def _filter(g: torch.Tensor, taps: Taps, dim: int, out: torch.Tensor, pad: int) -> None:
+    """out = the r-periodic filter `taps` (r = len(taps); counts, so g carries the 1/k) of g
+    along `dim`, where g has `pad` ≥ |offset| zeros at both ends of `dim`: one op per output
+    phase."""
+    length = out.shape[dim] // len(taps)
+    phases = out.unflatten(dim, (length, len(taps))).unbind(dim + 1)
+    for view, row in zip(phases, taps, strict=True):
+        _combine(view, [(g.narrow(dim, pad + o, length), m) for o, m in row])
 
 
 def _activate(act: nn.Module, t: torch.Tensor) -> torch.Tensor:
@@ -97,9 +115,11 @@ def _activate(act: nn.Module, t: torch.Tensor) -> torch.Tensor:
     return act(t)
 
 
-def _phases(t: torch.Tensor, dim: int, r: int) -> list[torch.Tensor]:
-    """Views of `t` [n, a, b] holding the positions ≡ q (mod r) along `dim` (1 or 2)."""
-    return list(t.unflatten(dim, (t.shape[dim] // r, r)).unbind(dim + 1))
+def aligned_cover(ids: torch.Tensor, r: int) -> torch.Tensor:
+    """The whole phase groups [r²·m, r²·m + r²) holding `ids` (sorted): neuron id ≡ its
+    PixelShuffle phase mod r², since C_in·K and K are multiples of r²."""
+    groups = torch.unique(ids // (r * r))
+    return (groups[:, None] * (r * r) + torch.arange(r * r, device=ids.device)).flatten()
 
 
 class Pipeline:
@@ -110,85 +130,73 @@ class Pipeline:
         self.conv = layer_conv(model, layer)
         self.stages = stages(model, int(layer[1:]))
         self._buffers: dict[str, torch.Tensor] = {}
-        self._placed_phase: dict[str, torch.Tensor] = {}
+        self._pieces: torch.Tensor | None = None
 
-    def _buffer(self, name: str, n: int, shape: tuple[int, ...], like: torch.Tensor,
-                zero: bool) -> torch.Tensor:
-        """Workspace `name` [n, *shape]; zero-filled once when `zero` (borders stay zero)."""
+    def _buffer(self, name: str, n: int, shape: tuple[int, ...],
+                like: torch.Tensor) -> torch.Tensor:
+        """Workspace `name` [n, *shape], zero-filled once: the filters write its interior, so
+        its zero border stays."""
         buf = self._buffers.get(name)
         if (buf is None or buf.shape[0] < n or buf.shape[1:] != shape or buf.dtype != like.dtype
                 or buf.device != like.device):
-            make = torch.zeros if zero else torch.empty
-            buf = make((n, *shape), dtype=like.dtype, device=like.device)
+            buf = like.new_zeros((n, *shape))
             self._buffers[name] = buf
-            self._placed_phase.pop(name, None)
         return buf[:n]
 
-    def _place(self, name: str, g: torch.Tensor, phase: torch.Tensor, stage: Stage, dim: int,
-               out: torch.Tensor) -> None:
-        """out = Box_k(Place_r(g, phase)) along `dim`: zero insertion into a bordered
-        workspace, then k shifted adds (the 1/k scale is already in g)."""
-        n, r, pad = g.shape[0], stage.r, stage.k // 2
-        length = g.shape[dim] * r
-        shape = list(g.shape[1:])
-        shape[dim - 1] = length + 2 * pad
-        ws = self._buffer(name, n, tuple(shape), g, zero=True)
-        last = self._placed_phase.get(name)
-        if last is None or last.shape != phase.shape or not torch.equal(last, phase):
-            ws.zero_()  # the zero pattern depends only on the phases (same for aligned chunks)
-            self._placed_phase[name] = phase.clone()
-        inner = ws.narrow(dim, pad, length).unflatten(dim, (g.shape[dim], r))
-        rows = torch.arange(n, device=g.device)
-        if dim == 1:
-            inner[rows, :, phase] = g
-        else:
-            inner[rows, :, :, phase] = g
-        shifts = [ws.narrow(dim, j, length) for j in range(stage.k)]
-        if len(shifts) == 1:
-            out.copy_(shifts[0])
-        else:
-            _sum(out, shifts)
+    def _activated(self, x: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+        """GELU(P)/k² of neurons `ids` with the first stage's zero border on both sides of the
+        width (a view of the layer's pieces for an id range)."""
+        if self._pieces is None:
+            stage = self.stages[0]
+            every = torch.arange(n_neurons(self.model, self.layer, self.bias), device=x.device)
+            pieces = F.pad(per_kernel_conv(x, self.conv, every, self.bias), (stage.pad,) * 2)
+            self._pieces = _activate(stage.act, pieces).mul_(1.0 / stage.k**2)
+        first, n = int(ids[0]), len(ids)
+        if int(ids[-1]) - first + 1 == n:  # sorted, distinct: a contiguous range
+            return self._pieces[first:first + n]
+        return self._pieces[ids]
 
     @staticmethod
-    def _up(g: torch.Tensor, stage: Stage, dim: int, out: torch.Tensor) -> None:
-        """out = Box_k(Up_r(g)) along `dim`: per output phase, one op on the rows (columns)
-        whose taps all fall inside g, and small ops for the few at the border (zeros outside)."""
-        length = g.shape[dim]
-        for view, taps in zip(_phases(out, dim, stage.r), stage.taps, strict=True):
-            offsets = [o for o, _ in taps]
-            y0, y1 = max(0, -min(offsets)), min(length, length - max(offsets))
-            _average(view.narrow(dim, y0, y1 - y0),
-                     [(g.narrow(dim, y0 + o, y1 - y0), m) for o, m in taps], stage.k)
-            for y in [*range(y0), *range(y1, length)]:
-                _average(view.narrow(dim, y, 1),
-                         [(g.narrow(dim, y + o, 1), m) for o, m in taps if 0 <= y + o < length],
-                         stage.k)
+    def _place(g: torch.Tensor, stage: Stage, cols: torch.Tensor, dest: torch.Tensor) -> None:
+        """dest = Box_k(Place_r(g)) (1/k² already in g) for whole phase groups of neurons:
+        the column pass per column phase b, the row pass per row phase a."""
+        r, pad = stage.r, stage.pad
+        inner = cols.narrow(1, pad, cols.shape[1] - 2 * pad)
+        g, inner, cols, dest = (t.unflatten(0, (-1, r, r)) for t in (g, inner, cols, dest))
+        for b in range(r):
+            _filter(g[:, :, b], tap_counts(r, stage.k, b), 3, inner[:, :, b], pad)
+        for a in range(r):
+            _filter(cols[:, a], tap_counts(r, stage.k, a), 2, dest[:, a], pad)
 
     @torch.no_grad()
     def __call__(self, x: torch.Tensor, ids: torch.Tensor,
                  out: torch.Tensor | None = None) -> torch.Tensor:
         """Maps [n, H, W] of neurons `ids`, written into `out` when given."""
-        g = per_kernel_conv(x, self.conv, ids, self.bias)
-        n = g.shape[0]
-        k_out = self.conv.out_channels
-        last = len(self.stages) - 1
+        cover = aligned_cover(ids, self.stages[0].r)
+        if not torch.equal(cover, ids):
+            maps = self(x, cover)[torch.searchsorted(cover, ids)]
+            return maps if out is None else out.copy_(maps)
+        g = self._activated(x, ids)  # each stage's input: zero-bordered along the width
+        n = len(ids)
         for s, stage in enumerate(self.stages):
-            r, h, w = stage.r, g.shape[1], g.shape[2]
-            if s == last:
+            r, pad = stage.r, stage.pad
+            h, w = g.shape[1], g.shape[2] - 2 * pad
+            if s == len(self.stages) - 1:
                 dest = out if out is not None else g.new_empty(n, r * h, r * w)
+                following = dest
             else:
-                dest = self._buffer(f"out{s}", n, (r * h, r * w), g, zero=False)
+                border = self.stages[s + 1].pad
+                following = self._buffer(f"in{s + 1}", n, (r * h, r * w + 2 * border), g)
+                dest = following.narrow(2, border, r * w)
+            cols = self._buffer(f"cols{s}", n, (h + 2 * pad, r * w), g)
             if stage.placed:
-                phase = (ids % k_out) % (r * r)
-                cols = self._buffer(f"cols{s}", n, (h, r * w), g, zero=False)
-                scaled = _activate(stage.act, g).mul_(1.0 / stage.k**2)
-                self._place(f"pc{s}", scaled, phase % r, stage, 2, cols)
-                self._place(f"pr{s}", cols, phase // r, stage, 1, dest)
+                self._place(g, stage, cols, dest)
             else:
-                cols = self._buffer(f"cols{s}", n, (h, r * w), g, zero=False)
-                self._up(_activate(stage.act, g), stage, 2, cols)
-                self._up(cols, stage, 1, dest)
-            g = dest
+                g = _activate(stage.act, g).mul_(1.0 / stage.k**2)  # GELU(0)·c = 0: border stays
+                taps = tap_counts(r, stage.k)
+                _filter(g, taps, 2, cols.narrow(1, pad, h), pad)
+                _filter(cols, taps, 1, dest, pad)
+            g = following
         return g
 
 
