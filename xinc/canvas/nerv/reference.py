@@ -4,13 +4,13 @@ Block j's map of neuron (i, k) is Box_k(Place_r(GELU(P[i, k]))) followed by Box_
 for every later block, down to the image size. GELU runs before each expansion (it commutes
 with zero insertion and nearest upsampling, since GELU(0) = 0), and each expansion is
 separable: a column pass, then a row pass that writes whole output rows. Both are r-periodic
-filters with integer counts (`stage_taps` × k), so each output phase is one op on shifted
-views of the small grid (a `lerp` for Box∘Up, a copy or an add for Box∘Place), plus small ops
-for the border rows. Box∘Place_r depends on the neuron's own PixelShuffle phase (k mod r²,
-= id mod r²), so the pass along each axis runs once per phase along that axis, on the strided
-view of the chunk's neurons that have it. The pieces GELU(P)/k² of the whole layer are
-computed once per layer input; workspaces live in a `Pipeline` reused for every chunk, and
-the last pass writes straight into the caller's output.
+filters with integer counts (`tap_counts`; the 1/k² is applied to the small grid after the
+GELU), so each output phase is one copy or add of shifted views of a zero-bordered workspace.
+Box∘Place_r depends on the neuron's own PixelShuffle phase (k mod r², = id mod r²), so the
+pass along each axis runs once per phase along that axis, on the strided view of the
+chunk's neurons that have it. The pieces GELU(P)/k² of the whole layer are computed once per
+layer input; workspaces live in a `Pipeline` reused for every chunk, and the last pass writes
+straight into the caller's output.
 """
 
 from __future__ import annotations
