@@ -25,6 +25,8 @@ from xinc.stats import (
 )
 from xinc.stats.frame_stats import VALUE_LEVELS, grid_layout
 
+frame_stats_mod = sys.modules["xinc.stats.frame_stats"]  # xinc.stats.frame_stats: a function
+
 
 def brute_tau(values: np.ndarray, a: float) -> float:
     """analyses.md §0.6 literally: sort descending, first value where the cumsum reaches
@@ -36,6 +38,30 @@ def brute_tau(values: np.ndarray, a: float) -> float:
     return float(s[np.argmax(cs >= (1 - a) * cs[-1])])
 
 
+def check_curve(values: np.ndarray, mass: np.ndarray, flat: np.ndarray) -> None:
+    """`MassHistogram.curve` against a sort: each quantile in the coarse bin (high 16 bits) of
+    the exact one (`method="lower"`), its mass fraction within that bin's mass of the exact
+    one, both non-decreasing."""
+    flat = flat.astype(np.float32)
+    exact = np.quantile(flat, VALUE_LEVELS, method="lower")
+    bins = exact.astype(np.float32).view(np.int32) >> 16
+    lo = (bins << 16).view(np.float32).astype(np.float64)
+    hi = ((bins + 1) << 16).view(np.float32).astype(np.float64)
+    assert np.all((values == exact) | ((lo <= values) & (values < hi)))
+    keys = flat.view(np.int32) >> 16
+    wide = flat.astype(np.float64)
+    total = wide.sum()
+    if total == 0:
+        assert np.all(mass == 0)
+        return
+    bin_mass = np.bincount(keys, weights=wide, minlength=int(bins.max()) + 1)[bins] / total
+    sorted_flat = np.sort(wide)
+    ranks = np.floor(VALUE_LEVELS * (len(flat) - 1)).astype(np.int64)
+    exact_mass = np.cumsum(sorted_flat)[ranks] / total
+    assert np.all(np.abs(mass - exact_mass) <= bin_mass + 1e-12)
+    assert np.all(np.diff(values) >= 0) and np.all(np.diff(mass) >= -1e-15)
+
+
 def dense_more(maps: np.ndarray, labels: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     a = np.abs(maps.astype(np.float64))
     n, h, w = a.shape
@@ -44,12 +70,6 @@ def dense_more(maps: np.ndarray, labels: dict[str, np.ndarray]) -> dict[str, np.
         tau = brute_tau(np.abs(maps), area)
         out[f"tau_{key}"] = tau
         out[f"neurons_per_pixel_{key}"] = (np.abs(maps) > np.float32(tau)).mean(0)
-    flat = np.abs(maps).ravel()
-    out["value_curve"] = np.quantile(flat, VALUE_LEVELS, method="lower")
-    total = flat.astype(np.float64).sum()
-    out["value_curve_mass"] = np.array(
-        [flat[flat <= v].astype(np.float64).sum() / total if total else 0.0
-         for v in out["value_curve"]])
     out["alive"] = a.sum((1, 2)) > 0
     lo, hi = a.min((1, 2)), a.max((1, 2))
     span = np.where(hi > lo, hi - lo, 1.0)
@@ -107,10 +127,9 @@ def check_against_dense(stats: dict[str, np.ndarray], maps: np.ndarray,
         npp = stats[f"neurons_per_pixel_{key}"]
         assert npp.dtype == np.float32 and npp.shape == (h, w)
         np.testing.assert_allclose(npp, ref[f"neurons_per_pixel_{key}"], rtol=1e-6)
-    assert stats["value_curve"].dtype == np.float64 and stats["value_curve"].shape == (101,)
-    np.testing.assert_array_equal(stats["value_curve"], ref["value_curve"])
-    np.testing.assert_array_equal(stats["value_curve_q"], np.linspace(0, 1, 101))
-    np.testing.assert_allclose(stats["value_curve_mass"], ref["value_curve_mass"], rtol=1e-9)
+    assert stats["value_curve"].dtype == np.float64 and stats["value_curve"].shape == (2001,)
+    np.testing.assert_array_equal(stats["value_curve_q"], np.linspace(0, 1, 2001))
+    check_curve(stats["value_curve"], stats["value_curve_mass"], np.abs(maps).ravel())
     assert np.array_equal(stats["alive"], ref["alive"]) and stats["alive"].dtype == bool
     for key in ("instance_means", "features_gabor", "features_rgb", "features_spatial16"):
         if key not in ref:
@@ -134,6 +153,27 @@ def test_new_keys_equal_dense(seed, chunk):
     assert np.all(stats["features_gabor"][[3, 17, 5]] == 0)  # dead and constant maps
     if seed == 0:
         assert stats["tau_50"] > 0 and stats["tau_10"] < stats["tau_50"]
+
+
+@pytest.mark.parametrize("cap", [0, 300, 3000])
+def test_pixel_pass_when_the_kept_pairs_overflow(monkeypatch, cap):
+    """Past AMBIGUOUS_CAP kept τ-bin values (at the first chunk, midway, or never) pass 2
+    falls back to feeding every value to the fine histogram and pass 3 counts the pixels:
+    the same exact τ and neurons per pixel."""
+    monkeypatch.setattr(frame_stats_mod, "AMBIGUOUS_CAP", cap)
+    maps = make_maps(0)
+    n, h, w = maps.shape
+    labels = make_labels(h, w, 0)
+    acc = FrameStats(labels, n, h, w)
+    chunks = stream(maps, 4, 0)
+    for method in ("update", "update_counts"):
+        for ids, part in chunks():
+            getattr(acc, method)(ids, part)
+    assert acc.needs_pixel_pass == (cap < 3000)
+    if acc.needs_pixel_pass:
+        for ids, part in chunks():
+            acc.update_pixels(ids, part)
+    check_against_dense(acc.result(), maps, labels)
 
 
 def test_all_zero_and_odd_sizes():
@@ -162,7 +202,7 @@ def test_mass_histogram_matches_sort(values, parts):
         hist.add_fine(torch.from_numpy(c))
     for a in (0.1, 0.5, 0.9):
         assert hist.tau(a) == brute_tau(x, a)
-    np.testing.assert_array_equal(hist.quantiles(), np.quantile(x, VALUE_LEVELS, method="lower"))
+    check_curve(*hist.curve(), x)
 
 
 def test_pass_order_is_enforced():
@@ -292,7 +332,5 @@ def test_histograms_split_over_threads_equal_one_pass(monkeypatch):
     np.testing.assert_allclose(hist.mass, np.bincount(keys, weights=values.numpy().astype(
         np.float64), minlength=len(hist.mass)), rtol=1e-12)
     hist.add_fine(values)
-    brute = np.sort(values.numpy())
-    ranks = np.floor(VALUE_LEVELS * (len(brute) - 1)).astype(np.int64)
-    np.testing.assert_array_equal(hist.quantiles(), brute[ranks])
+    check_curve(*hist.curve(), values.numpy())
     assert hist.tau(0.5) == brute_tau(values.numpy(), 0.5)

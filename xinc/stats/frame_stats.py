@@ -5,15 +5,17 @@ The canvas of a layer is never held whole: `FrameStats` consumes the `(ids, maps
 three times; the maps are recomputed, never stored):
 - Pass 1 (`update`): T_n, the group sums, the per-pixel heat Σ_m |C_m(p)|, the sampled maps,
   per-neuron min/max of |C|, the 16×16 average pools and the coarse histogram of all |C|
-  (`xinc.stats.mass`).
+  (`xinc.stats.mass`), which already gives the quantile curve.
 - Pass 2 (`update_counts`, needs the finished heat and histogram): per neuron the pixels with
   |C_n(p)| / Σ_m |C_m(p)| > 1/N, evaluated as |C_n(p)| > heat(p)/N in the maps' dtype (pixels
-  with zero heat never count); the fine histogram of the bins holding τ_a and the quantiles.
-- Neurons per pixel above τ_a: pass 1 fixes the coarse bin [lo, hi) that holds τ_a, so pass 2
-  already counts, per pixel, the values ≥ hi (all > τ_a) and keeps the (pixel, value) pairs
-  inside [lo, hi) (float32 maps; at most `AMBIGUOUS_CAP` pairs in all, typically < 1 % of the
-  values); `result` finishes with the exact τ_a. Otherwise (other dtypes, or more pairs) a
-  pass 3 (`update_pixels`) counts |C_n(p)| > τ_a directly: `needs_pixel_pass` says which, and
+  with zero heat never count).
+- Neurons per pixel above τ_a: pass 1 fixes the coarse bin b (high 16 bits of the float32
+  pattern) that holds τ_a, so pass 2 already counts, per pixel, the values of higher bins (all
+  > τ_a) and keeps the (pixel, value) pairs of bin b (float32 maps; at most `AMBIGUOUS_CAP`
+  pairs in all, typically < 1 % of the values). Those values are all of bin b, so `result`
+  builds τ_a's fine histogram from them and finishes with the exact τ_a. Otherwise (other
+  dtypes, or more pairs) pass 2 feeds every value to the fine histogram and a pass 3
+  (`update_pixels`) counts |C_n(p)| > τ_a directly: `needs_pixel_pass` says which, and
   `frame_stats` then calls the chunk factory a third time.
 
 Sums over pixels are accumulated in the maps' dtype (float32: relative error ≈ 1e-6) and stored
@@ -40,7 +42,7 @@ from xinc.stats.mass import MassHistogram
 Chunks = Iterable[tuple[torch.Tensor, torch.Tensor]]
 REQUIRED_KEYS = ("total", "pixels_per_neuron", "heat", "sample_ids", "sample_maps", "meta_json")
 TAU_AREAS = {"10": 0.1, "50": 0.5}  # key suffix → mass fraction a of τ_a
-VALUE_LEVELS = np.linspace(0.0, 1.0, 101)
+VALUE_LEVELS = np.linspace(0.0, 1.0, 2001)
 FEATURE_GROUPINGS = ("gabor", "rgb")
 POOL = 16
 AMBIGUOUS_CAP = 1 << 23  # (pixel, value) pairs kept in pass 2 for neurons_per_pixel (≤ 64 MiB)
@@ -110,7 +112,7 @@ class FrameStats:
         self._counted = np.zeros(n_neurons, dtype=bool)
         self._pixeled = np.zeros(n_neurons, dtype=bool)
         self._shortcut: bool | None = None  # pass 2 counts neurons per pixel (no pass 3)
-        self._edges: dict[str, tuple[float, float]] = {}
+        self._tau_bins: dict[str, int] = {}
         # (pixel, value) pairs inside τ_a's coarse bin, in preallocated arrays (untouched pages
         # cost nothing; many small arrays would fragment the C heap)
         self._pairs: dict[str, tuple[np.ndarray, np.ndarray]] = {}
@@ -198,23 +200,27 @@ class FrameStats:
             self._threshold = (self._heat / self.n).to(maps.dtype)
         flat = maps.reshape(len(idx), -1).abs()
         self.counts[idx] = (flat > self._threshold).sum(1, dtype=torch.int32).cpu().numpy()
-        self.hist.add_fine(flat)
         if self._shortcut is None:
             self._shortcut = maps.dtype == torch.float32
-            self._edges = {k: self.hist.tau_edges(a) for k, a in TAU_AREAS.items()}
+            self._tau_bins = {k: self.hist.tau_bin(a) for k, a in TAU_AREAS.items()}
         if self._shortcut:
             self._pixel_counts(flat)
+        if not self._shortcut:
+            self.hist.add_fine(flat)
 
     def _pixel_counts(self, flat: torch.Tensor) -> None:
-        """Pass-2 part of neurons per pixel: values ≥ hi count; keep those in [lo, hi)."""
-        for k, (lo, hi) in self._edges.items():
-            self.above[k] += (flat >= hi).sum(0, dtype=torch.int32).cpu()
-            rows, cols = ((flat >= lo) & (flat < hi)).nonzero(as_tuple=True)
+        """Pass-2 part of neurons per pixel: values of bins above τ_a's coarse bin count; keep
+        those in it (float32 `flat`: the bin is the pattern's high 16 bits). The kept values
+        are all the values of the τ bins, so they also give τ's fine histogram."""
+        bins = flat.view(torch.int32) >> 16
+        found = {k: (bins == b).nonzero(as_tuple=True) for k, b in self._tau_bins.items()}
+        self._n_pairs += sum(len(cols) for _, cols in found.values())
+        if self._n_pairs > AMBIGUOUS_CAP:
+            self._drop_shortcut()
+            return
+        for k, (rows, cols) in found.items():
+            self.above[k] += (bins > self._tau_bins[k]).sum(0, dtype=torch.int32).cpu()
             m, fill = len(cols), self._pair_fill[k]
-            self._n_pairs += m
-            if self._n_pairs > AMBIGUOUS_CAP:
-                self._drop_shortcut()
-                return
             if m:
                 if k not in self._pairs:
                     self._pairs[k] = (np.empty(AMBIGUOUS_CAP, dtype=np.int32),
@@ -223,9 +229,21 @@ class FrameStats:
                 self._pairs[k][1][fill:fill + m] = flat[rows, cols].cpu().numpy()
                 self._pair_fill[k] = fill + m
 
-    def _drop_shortcut(self) -> None:
-        self._shortcut = False
+    def _feed_pairs(self) -> None:
+        """Pass the kept values of the τ bins (each bin once) to the fine histogram."""
+        self.hist.select()
+        fed = set()
+        for k, (_, vals) in self._pairs.items():
+            if self._tau_bins[k] not in fed:
+                fed.add(self._tau_bins[k])
+                self.hist.add_fine(torch.from_numpy(vals[:self._pair_fill[k]]))
         self._pairs = {}
+
+    def _drop_shortcut(self) -> None:
+        """Count neurons per pixel in pass 3 instead; the τ-bin values kept so far go to the
+        fine histogram (pass 2 then feeds it every value)."""
+        self._feed_pairs()
+        self._shortcut = False
         for counts in self.above.values():
             counts.zero_()
 
@@ -260,15 +278,17 @@ class FrameStats:
                 and (self._shortcut or self._pixeled.all())):
             raise RuntimeError("frame stats incomplete: every neuron must pass through passes "
                                "1 and 2 (and 3 if `needs_pixel_pass`)")
+        if self._shortcut and not self._finished:
+            pairs = {k: (cols[:self._pair_fill[k]], vals[:self._pair_fill[k]])
+                     for k, (cols, vals) in self._pairs.items()}
+            self._feed_pairs()
+            self.taus = {k: self.hist.tau(a) for k, a in TAU_AREAS.items()}
+            for k, (cols, vals) in pairs.items():
+                self.above[k] += torch.from_numpy(np.bincount(
+                    cols[vals > self.taus[k]], minlength=self.height * self.width))
+            self._finished = True
         if self.taus is None:
             self.taus = {k: self.hist.tau(a) for k, a in TAU_AREAS.items()}
-        if self._shortcut and not self._finished:
-            for k, (cols, vals) in self._pairs.items():
-                fill = self._pair_fill[k]
-                self.above[k] += torch.from_numpy(np.bincount(
-                    cols[:fill][vals[:fill] > self.taus[k]], minlength=self.height * self.width))
-            self._pairs = {}
-            self._finished = True
         meta = {**self.meta, "neurons": self.n, "height": self.height, "width": self.width,
                 "groupings": list(self.labels)}
         out: dict[str, np.ndarray] = {"total": self.total.copy()}
@@ -286,10 +306,8 @@ class FrameStats:
             out[f"tau_{k}"] = np.array(self.taus[k], dtype=np.float64)
             out[f"neurons_per_pixel_{k}"] = (self.above[k].double() / self.n).reshape(
                 self.height, self.width).numpy().astype(np.float32)
-        curve = self.hist.quantiles()
-        out["value_curve"] = curve
+        out["value_curve"], out["value_curve_mass"] = self.hist.curve()
         out["value_curve_q"] = VALUE_LEVELS.copy()
-        out["value_curve_mass"] = self.hist.mass_below(curve)
         if "instances" in self.labels:
             out["instance_means"] = self.group_sums["instances"] / self.areas["instances"]
         out["alive"] = self.total > 0

@@ -1,4 +1,4 @@
-"""Exact mass thresholds τ_a and quantiles of the pooled |C| of a layer, in bounded memory.
+"""Exact mass thresholds τ_a and a binned quantile curve of the pooled |C| of a layer.
 
 The N·P values of a layer (600 M for NeRV block 1) are never held. A non-negative float32 is
 ordered like its bit pattern read as an int32, so the bits split every value into a *coarse* key
@@ -6,13 +6,17 @@ ordered like its bit pattern read as an int32, so the bits split every value int
 width 2⁻⁷ ≈ 0.8 %) and a *fine* key (the low 16 bits). Together they are the value itself.
 
 - Pass 1 (`add_coarse`): per coarse bin, the count and the float64 sum of the values.
-- `select`: the coarse bins that contain the answers (τ_a for each a, the quantile ranks).
+- `select`: the coarse bins that hold τ_a (one per a).
 - Pass 2 (`add_fine`): for the selected bins only, the count per fine key (65,536 per bin,
-  float64 counters, at most (len(a) + Q) · 512 KiB in all).
-- `tau`, `quantiles`, `mass_below`: exact for float32 values — the mass of one fine key is
-  count × value, exact in float64 below 2²⁹ equal values.
+  float64 counters, 512 KiB per bin). Callers that already hold every value of those bins
+  (`FrameStats` keeps them for neurons per pixel) pass just those.
+- `tau`: exact for float32 values — the mass of one fine key is count × value, exact in float64
+  below 2²⁹ equal values.
+- `curve`: the quantiles and the mass below them, from the coarse bins alone (after pass 1):
+  each quantile lies in the coarse bin of the exact one, placed by its rank inside the bin
+  (exact when the bin holds one value, or only values equal to its lower edge, e.g. zeros).
 
-Values of other dtypes are rounded to float32 first (so τ and the quantiles are those of the
+Values of other dtypes are rounded to float32 first (so τ and the curve are those of the
 float32-rounded values). The histograms are built with numpy on the CPU (chunks on a GPU are
 copied over): `np.bincount` is several times faster than torch's masked indexing here. Pass 2
 buffers the fine keys of up to `FLUSH` values before one `np.bincount` into the counters.
@@ -59,6 +63,12 @@ def _np_values(values: torch.Tensor) -> np.ndarray:
     return values.detach().reshape(-1).to(torch.float32).cpu().contiguous().numpy()
 
 
+def _edge(coarse: np.ndarray) -> np.ndarray:
+    """Lower edges (float64) of coarse bins: the float32 whose high 16 bits are the bin."""
+    return (np.asarray(coarse, dtype=np.int64) << 16).astype(np.int32).view(
+        np.float32).astype(np.float64)
+
+
 def _fine_values(coarse: int) -> np.ndarray:
     """The 65,536 float32 values of one coarse bin, ascending, as float64."""
     bits = (np.int64(coarse) << 16) | np.arange(N_FINE, dtype=np.int64)
@@ -66,14 +76,15 @@ def _fine_values(coarse: int) -> np.ndarray:
 
 
 class MassHistogram:
-    """Two-pass exact τ_a (mass thresholds) and quantiles of a stream of |C| values."""
+    """Two-pass exact τ_a (mass thresholds) and one-pass binned quantiles of a stream of |C|
+    values."""
 
     def __init__(self, areas: Sequence[float], levels: Sequence[float] | np.ndarray) -> None:
         self.areas = tuple(float(a) for a in areas)
         self.levels = np.asarray(levels, dtype=np.float64)
         self.count = np.zeros(N_COARSE, dtype=np.int64)
         self.mass = np.zeros(N_COARSE, dtype=np.float64)
-        self._bins: np.ndarray | None = None  # selected coarse bins (sorted)
+        self._bins: np.ndarray | None = None  # coarse bins of the τ_a (sorted)
         self._lut: np.ndarray | None = None  # coarse bin → slot or −1
         self._fine: np.ndarray | None = None  # [slots · N_FINE] counts
         self._buffer: np.ndarray | None = None  # FLUSH pending fine keys (allocated once)
@@ -97,36 +108,26 @@ class MassHistogram:
         b = N_COARSE - 1 - i
         return b, float(cum[i] - mass[b])
 
-    def tau_edges(self, area: float) -> tuple[float, float]:
-        """[lo, hi): the float32 range of the coarse bin holding τ_area (after pass 1)."""
-        b = self._tau_bin(area, self.total)[0]
-        lo = float(np.array(b << 16, dtype=np.int32).view(np.float32))
-        top = (b + 1) << 16
-        hi = float(np.array(top, dtype=np.int32).view(np.float32)) if top <= 0x7F800000 \
-            else float("inf")
-        return lo, hi
+    def tau_bin(self, area: float) -> int:
+        """The coarse bin (high 16 bits of the float32 pattern) holding τ_area (after pass 1)."""
+        return self._tau_bin(area, self.total)[0]
 
     def _ranks(self) -> np.ndarray:
         m = int(self.count.sum())
         return np.floor(self.levels * (m - 1)).astype(np.int64) if m else np.zeros(0, np.int64)
 
     def select(self) -> None:
-        """End of pass 1: choose the coarse bins pass 2 resolves."""
+        """End of pass 1: choose the coarse bins pass 2 resolves (those of the τ_a)."""
         if self._bins is not None:
             return
-        total = self.total
-        bins = {self._tau_bin(a, total)[0] for a in self.areas}
-        ranks = self._ranks()
-        if len(ranks):
-            cc = np.cumsum(self.count)
-            bins |= set(np.searchsorted(cc, ranks, side="right").tolist())
-        self._bins = np.array(sorted(bins), dtype=np.int64)
+        self._bins = np.array(sorted({self.tau_bin(a) for a in self.areas}), dtype=np.int64)
         self._lut = np.full(N_COARSE, -1, dtype=np.int32)
         self._lut[self._bins] = np.arange(len(self._bins))
         self._fine = np.zeros(len(self._bins) * N_FINE, dtype=np.int64)
 
     def add_fine(self, values: torch.Tensor) -> None:
-        """Pass 2: the same values again (any chunking, any order)."""
+        """Pass 2: the same values again (any chunking, any order), or at least all of those in
+        the τ bins."""
         self.select()
         lut = self._lut
 
@@ -185,34 +186,27 @@ class MassHistogram:
         j = min(int(np.searchsorted(cum, target, side="left")), N_FINE - 1)
         return float(vals[N_FINE - 1 - j])
 
-    def quantiles(self) -> np.ndarray:
-        """The ascending-sorted value at rank ⌊q·(M − 1)⌋ for every level q (M values)."""
-        if self._fine is None:
-            raise RuntimeError("quantiles need pass 2")
+    def curve(self) -> tuple[np.ndarray, np.ndarray]:
+        """(values, mass fractions) at every level q: the ascending-sorted value at rank
+        r = ⌊q·(M − 1)⌋ (M values) and the fraction of the total mass carried by the values up
+        to that rank, from the coarse bins (after pass 1). The value is placed inside the
+        coarse bin b holding rank r by its rank within it, lo_b + (hi_b − lo_b)·(i + ½)/n_b
+        (n_b values, i = r's rank among them), or is exact when the bin holds one value or
+        only values equal to its lower edge (e.g. zeros); the mass adds (i + 1)/n_b of the
+        bin's mass. NaN values and zero masses for an empty stream."""
         ranks = self._ranks()
         if not len(ranks):
-            return np.full(len(self.levels), np.nan)
-        counts = self.count
-        cc = np.cumsum(counts)
-        out = np.empty(len(ranks))
-        for i, r in enumerate(ranks):
-            b = int(np.searchsorted(cc, r, side="right"))
-            within = r - (cc[b] - counts[b])
-            sub = np.cumsum(self._fine_counts(b))
-            out[i] = _fine_values(b)[int(np.searchsorted(sub, within, side="right"))]
-        return out
-
-    def mass_below(self, values: np.ndarray) -> np.ndarray:
-        """Fraction of the total mass carried by the values ≤ v, for each v (a quantile value
-        or τ, i.e. a value inside a selected bin); 0 when the total is 0."""
+            return np.full(len(self.levels), np.nan), np.zeros(len(self.levels))
+        cum = np.cumsum(self.count)
+        bins = np.searchsorted(cum, ranks, side="right")
+        n_b = self.count[bins].astype(np.float64)
+        within = (ranks - (cum[bins] - self.count[bins])).astype(np.float64)
+        mass_b = self.mass[bins]
+        lo, hi = _edge(bins), _edge(bins + 1)  # hi = inf above the largest finite bin
+        equal = (n_b == 1) | (mass_b == n_b * lo) | np.isinf(hi)  # one value, or all = lo
+        values = np.where(equal, mass_b / n_b, lo + (hi - lo) * (within + 0.5) / n_b)
         total = self.total
-        mass = np.concatenate([[0.0], np.cumsum(self.mass)])
-        out = np.zeros(len(values))
-        for i, v in enumerate(np.asarray(values, dtype=np.float64)):
-            if total <= 0 or np.isnan(v):
-                continue
-            bits = int(np.array(v, dtype=np.float32).view(np.int32))
-            b, lo = bits >> 16, bits & 0xFFFF
-            fine = self._fine_counts(b)[:lo + 1] * _fine_values(b)[:lo + 1]
-            out[i] = (mass[b] + fine.sum()) / total
-        return out
+        below = np.concatenate([[0.0], np.cumsum(self.mass)])[bins]
+        mass = (below + mass_b * (within + 1) / n_b) / total if total > 0 else \
+            np.zeros(len(ranks))
+        return values, mass
