@@ -177,11 +177,15 @@ class FrameStats:
         return self._onehot
 
     def _grid_sums(self, flat: torch.Tensor, kind: str, sh: int, sw: int) -> torch.Tensor:
-        """Group sums [n, sh·sw] of a grid grouping by reshaping (labels row-major)."""
+        """Group sums [n, sh·sw] of a grid grouping by reshaping (labels row-major); rows
+        first, then columns (two reductions over one axis are several times faster here than
+        one over two)."""
         n, bh, bw = flat.shape[0], self.height // sh, self.width // sw
         if kind == "lattice":  # label (y mod sh, x mod sw)
-            return flat.view(n, bh, sh, bw, sw).sum((1, 3)).reshape(n, -1)
-        return flat.view(n, sh, bh, sw, bw).sum((2, 4)).reshape(n, -1)
+            rows = flat.view(n, bh, sh * self.width).sum(1)
+            return rows.view(n, sh, bw, sw).sum(2).reshape(n, -1)
+        rows = flat.view(n, sh, bh, self.width).sum(2)
+        return rows.view(n, sh, sw, bw).sum(3).reshape(n, -1)
 
     @torch.no_grad()
     def update(self, ids: torch.Tensor, maps: torch.Tensor) -> None:
@@ -206,9 +210,10 @@ class FrameStats:
             self.vmin[idx] = lo.double().cpu().numpy()
             self.vmax[idx] = hi.double().cpu().numpy()
         if self.pools.shape[1]:
-            pooled = torch.nn.functional.avg_pool2d(flat.reshape(-1, 1, self.height, self.width),
-                                                    POOL)
-            self.pools[idx] = pooled.reshape(len(idx), -1).double().cpu().numpy()
+            ph, pw = self.pool_shape
+            crop = flat.view(-1, self.height, self.width)[:, :ph * POOL, :pw * POOL]
+            pooled = crop.unflatten(1, (ph, POOL)).sum(2).unflatten(2, (pw, POOL)).sum(3)
+            self.pools[idx] = (pooled.reshape(len(idx), -1).double() / POOL**2).cpu().numpy()
         self.hist.add_coarse(flat)
         pos = np.searchsorted(self.sample_ids, idx)
         hit = pos < len(self.sample_ids)
