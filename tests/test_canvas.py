@@ -325,6 +325,7 @@ def test_iter_canvas_chunks_equal_dense(arch):
         default = list(iter_canvas(model, layer, **kwargs))
         torch.testing.assert_close(torch.cat([c[1] for c in default]), dense[layer])
     assert default_chunk(128, 256) == 128
+    assert default_chunk(320, 640) == 16 and default_chunk(512, 1024) == 8  # 20 → 16; 8
 
 
 def test_chunks_are_owned_by_caller():

@@ -66,8 +66,11 @@ def canvas_size(model: nn.Module, height: int | None = None,
 
 
 def default_chunk(height: int, width: int, itemsize: int = 4) -> int:
-    """Neurons per chunk so that one chunk of maps is about `CHUNK_BYTES` (at least 1)."""
-    return max(1, CHUNK_BYTES // (height * width * itemsize))
+    """Neurons per chunk so that one chunk of maps is about `CHUNK_BYTES` (at least 1), rounded
+    down to a multiple of 16 from 16 up: whole PixelShuffle phase groups (r² neurons) for
+    strides 2 and 4, so NeRV reference chunks need no padding to whole groups."""
+    chunk = max(1, CHUNK_BYTES // (height * width * itemsize))
+    return chunk - chunk % 16 if chunk >= 16 else chunk
 
 
 def iter_canvas(model: nn.Module, layer: str, *, t: float | torch.Tensor | None = None,
