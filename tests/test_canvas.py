@@ -244,6 +244,23 @@ def test_nerv_reference_any_ids(settings):
             torch.testing.assert_close(got, every[ids], rtol=0, atol=0)
 
 
+def test_input_cache_keeps_the_two_most_recent_inputs():
+    from xinc.canvas._common import InputCache
+
+    model, cache, built = small_nerv(1), InputCache(), []
+
+    def get(x: torch.Tensor, value: int) -> int:
+        return cache.get(x, model, "b1", lambda: built.append(value) or value)
+
+    x1, x2, x3 = torch.zeros(3), torch.ones(3), torch.full((3,), 2.0)
+    assert (get(x1, 1), get(x2, 2), get(x1.clone(), 9)) == (1, 2, 1)  # equal value: a hit
+    assert get(x3, 3) == 3 and get(x2, 4) == 4  # x3 evicted x2, the least recently used
+    assert get(x3, 9) == 3
+    with torch.no_grad():
+        model.head.weight.add_(1.0)  # new parameter versions: every entry is stale
+    assert get(x3, 5) == 5 and built == [1, 2, 3, 4, 5]
+
+
 def test_bias_bookkeeping_nerv():
     model = small_nerv(5)
     for layer in layer_names(model):

@@ -60,36 +60,37 @@ def rescale_gain(act: torch.nn.Module, z: torch.Tensor, eps: float = 1e-6) -> to
 
 
 class InputCache:
-    """One-slot cache of values derived from a layer input tensor.
+    """Small cache of values derived from layer input tensors (the `slots` most recent).
 
     `iter_canvas` hands the same input tensor to the map function for every chunk, and each
     statistics pass recomputes an equal one; exact modes keep the forward-pass quantities they
-    derive from it (gains, path matrices, probe blocks) here. A hit needs the same model (same
-    parameter versions), the same layer key and an input equal in value (a small tensor: the
-    layer's input, not its maps).
+    derive from it (gains, path matrices, probe blocks) here, the reference mode its pieces
+    and workspaces. Two slots serve two frames streamed in lockstep (`pair_change`). A hit
+    needs the same model (same parameter versions), the same layer key and an input equal in
+    value (a small tensor: the layer's input, not its maps).
     """
 
-    def __init__(self) -> None:
-        self._key: tuple | None = None
-        self._input: torch.Tensor | None = None
-        self._value = None
+    def __init__(self, slots: int = 2) -> None:
+        self.slots = slots
+        self._entries: list[tuple[tuple, torch.Tensor, object]] = []  # most recent last
 
-    def _hit(self, x: torch.Tensor, model: torch.nn.Module, layer, versions: tuple) -> bool:
-        key, cached = self._key, self._input
-        if key is None or cached is None or key[0]() is not model or key[1] != layer:
-            return False
-        if key[2] != versions:
+    @staticmethod
+    def _hit(entry: tuple[tuple, torch.Tensor, object], x: torch.Tensor,
+             model: torch.nn.Module, layer, versions: tuple) -> bool:
+        key, cached, _ = entry
+        if key[0]() is not model or key[1] != layer or key[2] != versions:
             return False
         return cached.shape == x.shape and cached.dtype == x.dtype and \
             cached.device == x.device and bool(torch.equal(cached, x))
 
     def get(self, x: torch.Tensor, model: torch.nn.Module, layer, build: Callable):
         versions = tuple(p._version for p in model.parameters())
-        if self._hit(x, model, layer, versions):
-            return self._value
-        self._key, self._input, self._value = None, None, None
+        for i, entry in enumerate(self._entries):
+            if self._hit(entry, x, model, layer, versions):
+                self._entries.append(self._entries.pop(i))
+                return entry[2]
+        if len(self._entries) >= self.slots:
+            self._entries.pop(0)
         value = build()
-        self._key = (weakref.ref(model), layer, versions)
-        self._input = x.detach().clone()
-        self._value = value
+        self._entries.append(((weakref.ref(model), layer, versions), x.detach().clone(), value))
         return value

@@ -31,6 +31,7 @@ def pair_change(chunks_prev: Chunks, chunks_next: Chunks,
     checked against the neurons seen (each exactly once).
     """
     delta: torch.Tensor | None = None
+    work: torch.Tensor | None = None
     seen: set[int] = set()
     sentinel = object()
     it_prev, it_next = iter(chunks_prev), iter(chunks_next)
@@ -47,7 +48,13 @@ def pair_change(chunks_prev: Chunks, chunks_next: Chunks,
         if seen.intersection(ids) or len(set(ids)) != len(ids):
             raise ValueError("a neuron was passed twice")
         seen.update(ids)
-        part = (maps_b.abs() - maps_a.abs()).abs().sum(0).double()
+        if work is None or work.shape[1] < maps_a.numel() or work.dtype != maps_a.dtype \
+                or work.device != maps_a.device:  # reused: fresh chunk-sized tensors fault
+            work = maps_a.new_empty(2, maps_a.numel())
+        size = maps_a.shape
+        change = torch.abs(maps_b, out=work[0, :maps_b.numel()].view(size))
+        change.sub_(torch.abs(maps_a, out=work[1, :maps_a.numel()].view(size))).abs_()
+        part = change.sum(0, dtype=torch.float64)
         delta = part if delta is None else delta.add_(part)
     if delta is None:
         raise ValueError("no chunks")
