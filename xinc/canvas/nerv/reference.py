@@ -86,7 +86,7 @@ def stages(model: NeRV, j: int) -> list[Stage]:
 def _combine(dst: torch.Tensor, terms: list[tuple[torch.Tensor, int]]) -> None:
     """dst = Σ m·src over `terms` (integer counts m), in one op for the filters' cases."""
     if len(terms) == 2 and 1 in (terms[0][1], terms[1][1]):
-        (a, m_a), (b, m_b) = terms if terms[0][1] == 1 else terms[::-1]
+        (a, _), (b, m_b) = terms if terms[0][1] == 1 else terms[::-1]
         torch.add(a, b, alpha=m_b, out=dst)
     elif len(terms) == 1 and terms[0][1] == 1:
         dst.copy_(terms[0][0])
