@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from xinc.bench import canvas as bench
@@ -31,6 +32,7 @@ def test_naive_ffn_equals_canvas():
 def test_measure_and_report():
     row = bench.measure("stats", "ffn", "l3", size=(16, 32))
     assert row["seconds"] > 0 and row["peak_rss_delta_bytes"] >= 0
+    assert row["device"] == "cpu" and "peak_gpu_bytes" not in row
     result = {"preset": "paper", "size": [16, 32], "threads": 1,
               "rows": [row, {"case": "naive", "arch": "nerv", "layer": "b1", "error": "skipped"}]}
     text = bench.format_report(result)
@@ -55,3 +57,9 @@ def test_naive_ffn_frame_equals_per_layer():
     frame = bench.naive_ffn_frame(model, 5, 6)
     for layer, maps in frame.items():
         torch.testing.assert_close(maps, bench.naive_ffn_maps(model, 5, 6, layer))
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error without CUDA")
+def test_cuda_without_cuda_is_a_clear_error():
+    with pytest.raises(ValueError, match="CUDA is not available.*device 'cpu'"):
+        bench.run(device="cuda", cases=["dense"])

@@ -55,7 +55,7 @@ def cmd_bench_canvas(args: argparse.Namespace) -> None:
     kwargs = {"cases": args.cases} if args.cases else {}
     if args.naive_layers:
         kwargs["naive_layers"] = args.naive_layers
-    result = run(args.preset, repeats=args.repeats, **kwargs)
+    result = run(args.preset, repeats=args.repeats, device=args.device, **kwargs)
     print(format_report(result))
     if args.json:
         from xinc.io import write_json
@@ -114,6 +114,9 @@ def build_parser() -> argparse.ArgumentParser:
     canvas.add_argument("--naive-layers", nargs="+",
                         help="NeRV layers of the naive baseline (default: all; b1 needs 8-12 GiB)")
     canvas.add_argument("--repeats", type=int, default=1)
+    canvas.add_argument("--device", default="cpu",
+                        help="cpu (default), cuda or auto: where every case runs (float32, "
+                             "TF32 off)")
     canvas.add_argument("--json", help="also write the result as JSON here")
     canvas.set_defaults(func=cmd_bench_canvas)
     return parser

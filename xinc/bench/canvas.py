@@ -18,6 +18,10 @@ For one paper-size NeRV frame (`build_model("nerv", {})`, 128×256, untrained) a
 - `stats`: `canvas_frame_stats` of the layer (all formats.md §6 keys, three streamed passes,
   synthetic label maps: instances 8, rgb 32, gabor 32, 8×8 grids).
 
+`device` (`cpu` by default, `cuda`, `auto`) is where every case runs, baseline included; on
+CUDA in float32 with TF32 off, each repeat timed up to a `synchronize`, with the peak GPU
+memory (`max_memory_allocated`) next to the host's peak RSS.
+
 Each measurement runs in its own subprocess (`python -m xinc.bench.canvas CASE ARCH LAYER`):
 the model is built (seeded) and the case timed `repeats` times (median; no warm-up, so the
 first run pays its allocations like a workflow job does), and the peak RSS Δ is VmHWM (from
@@ -56,14 +60,14 @@ CASES = ("naive", "dense", "reuse", "exact", "stats", "job")
 # --------------------------------------------------------------------------- naive baselines
 
 
-def _time_input(t: float) -> torch.Tensor:
-    return torch.as_tensor(t, dtype=torch.float64).reshape(1)
+def _time_input(t: float, device: torch.device) -> torch.Tensor:
+    return torch.as_tensor(t, dtype=torch.float64, device=device).reshape(1)
 
 
 @torch.no_grad()
 def naive_nerv_maps(model: NeRV, t: float, layer: str) -> torch.Tensor:
     """The authors' NeRV maps [C_in·K, H, W] computed the straightforward (dense) way."""
-    trace = model.trace(_time_input(t))
+    trace = model.trace(_time_input(t, model.head.weight.device))
     if layer == "head":
         conv, x, j = model.head, trace.head_input[0], None
     else:
@@ -73,7 +77,7 @@ def naive_nerv_maps(model: NeRV, t: float, layer: str) -> torch.Tensor:
     pieces = []
     for i in range(c_in):  # one single-input-channel conv per input channel, as the authors do
         single = nn.Conv2d(1, k_out, conv.kernel_size, conv.stride, conv.padding,
-                           bias=conv.bias is not None)
+                           bias=conv.bias is not None).to(x.device)
         single.weight.data = conv.weight[:, i:i + 1].clone()
         if conv.bias is not None:
             single.bias.data = conv.bias / c_in
@@ -85,9 +89,11 @@ def naive_nerv_maps(model: NeRV, t: float, layer: str) -> torch.Tensor:
     r = block.shuffle.upscale_factor
     h, w = p.shape[2:]
     big = p.repeat_interleave(r, 2).repeat_interleave(r, 3)  # [C_in, K, r·h, r·w]
-    yy, xx = torch.meshgrid(torch.arange(r * h), torch.arange(r * w), indexing="ij")
+    yy, xx = torch.meshgrid(torch.arange(r * h, device=x.device),
+                            torch.arange(r * w, device=x.device), indexing="ij")
     phase = (yy % r) * r + xx % r
-    mask = (phase[None] == (torch.arange(k_out) % (r * r))[:, None, None]).to(p.dtype)
+    channel_phase = torch.arange(k_out, device=x.device) % (r * r)
+    mask = (phase[None] == channel_phase[:, None, None]).to(p.dtype)
     out = block.act(big * mask[None])  # GELU on the full, mostly-zero grid
     out = out.reshape(c_in * k_out, 1, r * h, r * w)
     convs = [b.conv for b in model.blocks[j:]] + [model.head]
@@ -108,7 +114,8 @@ def naive_ffn_frame(model: FFN, height: int, width: int) -> dict[str, torch.Tens
     """All of the authors' FFN maps from one forward pass with intermediate results."""
     from xinc.models.ffn import ffn_coords
 
-    trace = model.trace(ffn_coords(height, width, model.cfg.coords))
+    coords = ffn_coords(height, width, model.cfg.coords).to(model.net[0].linear.weight.device)
+    trace = model.trace(coords)
     return {f"l{i + 1}": naive_ffn_maps(model, height, width, f"l{i + 1}", trace[i])
             for i in range(len(model.net))}
 
@@ -122,11 +129,12 @@ def naive_ffn_maps(model: FFN, height: int, width: int, layer: str,
 
     idx = int(layer[1:]) - 1
     if u is None:
-        u = model.trace(ffn_coords(height, width, model.cfg.coords))[idx]
+        coords = ffn_coords(height, width, model.cfg.coords).to(model.net[0].linear.weight.device)
+        u = model.trace(coords)[idx]
     linear = model.net[idx].linear
     n_in, n_out = linear.in_features, linear.out_features
-    full = torch.zeros(n_in, n_out, u.shape[0])
-    share = linear.bias / n_in if linear.bias is not None else torch.zeros(n_out)
+    full = u.new_zeros(n_in, n_out, u.shape[0])
+    share = linear.bias / n_in if linear.bias is not None else u.new_zeros(n_out)
     for i in range(n_in):
         full[i] = (u[:, i:i + 1] @ linear.weight[:, i][None] + share).T
     maps = full.sum(1)
@@ -165,13 +173,21 @@ def _model(arch: str, seed: int) -> nn.Module:
 
 
 def measure(case: str, arch: str, layer: str, *, size: Sequence[int] = PAPER_SIZE,
-            repeats: int = 1, seed: int = 1, t: float = 0.0) -> dict[str, Any]:
-    """Time (median of `repeats`) and peak RSS Δ of one case in this process."""
+            repeats: int = 1, seed: int = 1, t: float = 0.0,
+            device: str = "cpu") -> dict[str, Any]:
+    """Time (median of `repeats`) and peak RSS Δ of one case in this process; on a CUDA
+    `device` (float32, TF32 off) also the peak GPU memory, timed up to a synchronize."""
     from xinc.canvas import ffn_canvas, nerv_canvas
+    from xinc.device import resolve_device
     from xinc.stats import canvas_frame_stats
 
+    dev = resolve_device(device)
+    cuda = dev.type == "cuda"
+    if cuda:
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
     h, w = size
-    model = _model(arch, seed)
+    model = _model(arch, seed).to(dev)
     if arch == "nerv":
         h, w = model.cfg.output_size
     groups = synthetic_groups(h, w)
@@ -212,14 +228,23 @@ def measure(case: str, arch: str, layer: str, *, size: Sequence[int] = PAPER_SIZ
         raise ValueError(f"unknown case {case!r}; expected one of {CASES}")
     torch.set_num_threads(min(2, os.cpu_count() or 1))
     rss0 = _rss("VmRSS")
+    if cuda:
+        torch.cuda.synchronize(dev)
+        torch.cuda.reset_peak_memory_stats(dev)
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
         out = fn()
+        if cuda:
+            torch.cuda.synchronize(dev)
         times.append(time.perf_counter() - start)
         del out
-    return {"case": case, "arch": arch, "layer": layer, "seconds": statistics.median(times),
-            "peak_rss_delta_bytes": max(0, _rss("VmHWM") - rss0), "repeats": repeats}
+    row = {"case": case, "arch": arch, "layer": layer, "seconds": statistics.median(times),
+           "peak_rss_delta_bytes": max(0, _rss("VmHWM") - rss0), "repeats": repeats,
+           "device": str(dev)}
+    if cuda:
+        row["peak_gpu_bytes"] = torch.cuda.max_memory_allocated(dev)
+    return row
 
 
 def _measure_subprocess(case: str, arch: str, layer: str, timeout: float,
@@ -261,16 +286,23 @@ def frame_totals(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def run(preset: str = "paper", *, nerv_layers: Sequence[str] = NERV_LAYERS,
         naive_layers: Sequence[str] = NERV_LAYERS,
         ffn_layers: Sequence[str] = FFN_LAYERS, cases: Sequence[str] = CASES,
-        repeats: int = 1, timeout: float = 600.0) -> dict[str, Any]:
-    """Measure every (case, layer) in its own subprocess; `naive_layers` limits the naive
-    NeRV baseline (block 1 needs ≈ 12 GiB)."""
+        repeats: int = 1, timeout: float = 600.0, device: str = "cpu") -> dict[str, Any]:
+    """Measure every (case, layer) in its own subprocess on `device` (`cpu`, `cuda`, `auto`);
+    `naive_layers` limits the naive NeRV baseline (block 1 needs ≈ 12 GiB)."""
+    from xinc.device import describe_device, resolve_device
+
     if preset != "paper":
         raise ValueError(f"unknown preset {preset!r}; expected 'paper'")
+    try:
+        dev = resolve_device(device)
+    except RuntimeError as err:
+        raise ValueError(f"{err}: run the canvas benchmark with device 'cpu'") from err
     rows = []
     for arch, layers in (("nerv", nerv_layers), ("ffn", ffn_layers)):
         for case in cases:
             if case == "job":  # every layer's statistics in one process, as a canvas job
-                rows.append(_measure_subprocess(case, arch, "all", timeout, repeats=repeats))
+                rows.append(_measure_subprocess(case, arch, "all", timeout, repeats=repeats,
+                                                device=str(dev)))
         for layer in layers:
             for case in cases:
                 if case == "job" or (arch == "ffn" and (
@@ -282,23 +314,26 @@ def run(preset: str = "paper", *, nerv_layers: Sequence[str] = NERV_LAYERS,
                                  "error": "skipped (not in naive_layers)"})
                     continue
                 rows.append(_measure_subprocess(case, arch, layer, timeout,
-                                                repeats=repeats))
+                                                repeats=repeats, device=str(dev)))
     return {"preset": preset, "size": list(PAPER_SIZE), "threads": min(2, os.cpu_count() or 1),
-            "rows": rows, "totals": frame_totals(rows)}
+            "device": describe_device(dev), "rows": rows,
+            "totals": frame_totals(rows)}
 
 
 def format_report(result: dict[str, Any]) -> str:
     """A plain-text table of `run`'s rows."""
     lines = [f"canvas benchmark ({result['preset']}, {result['size'][0]}×{result['size'][1]}, "
-             f"{result['threads']} threads; peak RSS Δ per subprocess)",
+             f"{result['threads']} threads, {result.get('device', 'cpu')}; peak RSS Δ per "
+             "subprocess, peak GPU memory on CUDA)",
              f"{'arch':5} {'layer':5} {'case':6} {'seconds':>9} {'peak RSS Δ':>12}"]
     for row in result["rows"]:
         if "error" in row:
             lines.append(f"{row['arch']:5} {row['layer']:5} {row['case']:6} {row['error']}")
             continue
         mib = row["peak_rss_delta_bytes"] / 2**20
+        gpu = f"  GPU {row['peak_gpu_bytes'] / 2**20:.0f} MiB" if "peak_gpu_bytes" in row else ""
         lines.append(f"{row['arch']:5} {row['layer']:5} {row['case']:6} "
-                     f"{row['seconds']:9.3f} {mib:9.0f} MiB")
+                     f"{row['seconds']:9.3f} {mib:9.0f} MiB{gpu}")
     if result.get("totals"):
         lines.append("one frame (sum over the layers every case measured):")
     for row in result.get("totals", []):
