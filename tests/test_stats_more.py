@@ -334,3 +334,17 @@ def test_histograms_split_over_threads_equal_one_pass(monkeypatch):
     hist.add_fine(values)
     check_curve(*hist.curve(), values.numpy())
     assert hist.tau(0.5) == brute_tau(values.numpy(), 0.5)
+
+
+def test_workspaces_reuse_and_grow():
+    from xinc.stats.workspace import Workspaces
+
+    work, like = Workspaces(), torch.zeros(1)
+    a = work.get("x", (2, 3), like)
+    assert a.shape == (2, 3) and a.dtype == torch.float32
+    b = work.get("x", (3,), like)
+    assert b.data_ptr() == a.data_ptr()  # fits: the same memory
+    c = work.get("x", (4, 5), like)
+    assert c.shape == (4, 5) and c.numel() == 20  # grown
+    assert work.get("y", (2,), like, torch.int32).dtype == torch.int32
+    assert work.get("x", (4, 5), like).data_ptr() == c.data_ptr()

@@ -25,7 +25,6 @@ as float64; the heat is accumulated over chunks in float64.
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -39,6 +38,7 @@ from xinc.io import save_npz
 from xinc.models.nerv import NeRV
 from xinc.stats.groupings import grid_groups
 from xinc.stats.mass import MassHistogram
+from xinc.stats.workspace import Workspaces
 
 Chunks = Iterable[tuple[torch.Tensor, torch.Tensor]]
 REQUIRED_KEYS = ("total", "pixels_per_neuron", "heat", "sample_ids", "sample_maps", "meta_json")
@@ -130,7 +130,7 @@ class FrameStats:
         self._finished = False
         self._heat: torch.Tensor | None = None
         self._onehot: torch.Tensor | None = None
-        self._buffers: dict[str, torch.Tensor] = {}
+        self._work = Workspaces()
         self._threshold: torch.Tensor | None = None
 
     def _check(self, ids: torch.Tensor, maps: torch.Tensor, done: np.ndarray) -> np.ndarray:
@@ -143,22 +143,10 @@ class FrameStats:
         done[idx] = True
         return idx
 
-    def _work(self, name: str, shape: tuple[int, ...], like: torch.Tensor,
-              dtype: torch.dtype | None = None) -> torch.Tensor:
-        """Workspace `name` of `shape`, reused across chunks (fresh chunk-sized tensors cost
-        page faults)."""
-        dtype = like.dtype if dtype is None else dtype
-        buf = self._buffers.get(name)
-        if buf is None or buf.numel() < math.prod(shape) or buf.dtype != dtype \
-                or buf.device != like.device:
-            buf = torch.empty(math.prod(shape), dtype=dtype, device=like.device)
-            self._buffers[name] = buf
-        return buf[:math.prod(shape)].view(shape)
-
     def _abs(self, maps: torch.Tensor) -> torch.Tensor:
         """|maps| as [n, H·W], in a reused workspace."""
         flat = maps.reshape(maps.shape[0], -1)
-        return torch.abs(flat, out=self._work("abs", tuple(flat.shape), flat))
+        return torch.abs(flat, out=self._work.get("abs", tuple(flat.shape), flat))
 
     def _group_matrix(self, like: torch.Tensor) -> torch.Tensor:
         """One-hot [H·W, Σ_g G_g] of the groupings without a grid layout, side by side, in the
@@ -245,8 +233,8 @@ class FrameStats:
         those in it (float32 `flat`: the bin is the pattern's high 16 bits). The kept values
         are all the values of the τ bins, so they also give τ's fine histogram."""
         bins = torch.bitwise_right_shift(flat.view(torch.int32), 16,
-                                         out=self._work("bins", tuple(flat.shape), flat,
-                                                        torch.int32))
+                                         out=self._work.get("bins", tuple(flat.shape), flat,
+                                                            torch.int32))
         found = {k: _positions(bins == b) for k, b in self._tau_bins.items()}
         self._n_pairs += sum(len(pos) for pos in found.values())
         if self._n_pairs > AMBIGUOUS_CAP:

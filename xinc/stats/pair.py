@@ -18,6 +18,7 @@ from torch import nn
 
 from xinc.canvas import canvas_size, iter_canvas
 from xinc.io import save_npz
+from xinc.stats.workspace import Workspaces
 
 Chunks = Iterable[tuple[torch.Tensor, torch.Tensor]]
 
@@ -31,7 +32,7 @@ def pair_change(chunks_prev: Chunks, chunks_next: Chunks,
     checked against the neurons seen (each exactly once).
     """
     delta: torch.Tensor | None = None
-    work: torch.Tensor | None = None
+    work = Workspaces()
     seen: set[int] = set()
     sentinel = object()
     it_prev, it_next = iter(chunks_prev), iter(chunks_next)
@@ -48,12 +49,8 @@ def pair_change(chunks_prev: Chunks, chunks_next: Chunks,
         if seen.intersection(ids) or len(set(ids)) != len(ids):
             raise ValueError("a neuron was passed twice")
         seen.update(ids)
-        if work is None or work.shape[1] < maps_a.numel() or work.dtype != maps_a.dtype \
-                or work.device != maps_a.device:  # reused: fresh chunk-sized tensors fault
-            work = maps_a.new_empty(2, maps_a.numel())
-        size = maps_a.shape
-        change = torch.abs(maps_b, out=work[0, :maps_b.numel()].view(size))
-        change.sub_(torch.abs(maps_a, out=work[1, :maps_a.numel()].view(size))).abs_()
+        change = torch.abs(maps_b, out=work.get("next", maps_b.shape, maps_b))
+        change.sub_(torch.abs(maps_a, out=work.get("prev", maps_a.shape, maps_a))).abs_()
         part = change.sum(0, dtype=torch.float64)
         delta = part if delta is None else delta.add_(part)
     if delta is None:
