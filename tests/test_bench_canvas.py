@@ -39,6 +39,13 @@ def test_measure_and_report():
     assert "l3" in text and "skipped" in text
 
 
+def test_alloc_case_is_the_layer_shape():
+    row = bench.measure("alloc", "nerv", "b2", repeats=2)
+    assert row["case"] == "alloc" and row["seconds"] > 0 and row["repeats"] == 2
+    # b2's zero tensor (3,224 × 128 × 256 float32 = 403 MiB) is first-touched in this process
+    assert row["peak_rss_delta_bytes"] >= 400 * 2**20
+
+
 def test_frame_totals_speedups():
     rows = [{"arch": "nerv", "case": c, "layer": layer, "seconds": s, "peak_rss_delta_bytes": m}
             for c, layer, s, m in [("naive", "b1", 10.0, 5), ("naive", "b2", 2.0, 7),

@@ -21,6 +21,7 @@ from xinc.canvas import (
 )
 from xinc.canvas import ffn as ffn_canvas_mod
 from xinc.canvas import nerv as nerv_canvas_mod
+from xinc.canvas.nerv import native
 from xinc.models import build_model
 from xinc.models.ffn import ffn_coords
 from xinc.models.nerv import from_authors_state_dict
@@ -80,8 +81,12 @@ def small_ffn(seed: int = 0, width: int = 8, layers: int = 3) -> torch.nn.Module
 # --------------------------------------------------------------------------- fixtures
 
 
-def test_nerv_reference_matches_authors(authors_nerv):
+@pytest.mark.parametrize("expansion", [  # the fused C expansion, then the torch ops
+    pytest.param("on", marks=pytest.mark.skipif(not native.compiler_found(),
+                                                reason="no C compiler")), "off"])
+def test_nerv_reference_matches_authors(authors_nerv, expansion, monkeypatch):
     model, fx = authors_nerv
+    monkeypatch.setenv("XINC_NATIVE", expansion)
     assert np.array_equal(model.pe.omega.numpy(), fx["pe_omega"])
     maps = nerv_canvas(model, torch.tensor(fx["t"]))
     assert list(maps) == ["head", "b3", "b2", "b1"]

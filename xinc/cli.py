@@ -110,7 +110,8 @@ def build_parser() -> argparse.ArgumentParser:
         "canvas", help="one frame's maps and statistics vs the authors' straightforward algorithm"
     )
     canvas.add_argument("--preset", default="paper")
-    canvas.add_argument("--cases", nargs="+", help="subset of: naive dense reuse exact stats job")
+    canvas.add_argument("--cases", nargs="+",
+                        help="subset of: naive dense reuse alloc exact stats job")
     canvas.add_argument("--naive-layers", nargs="+",
                         help="NeRV layers of the naive baseline (default: all; b1 needs 8-12 GiB)")
     canvas.add_argument("--repeats", type=int, default=1)

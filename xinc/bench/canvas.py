@@ -12,6 +12,8 @@ For one paper-size NeRV frame (`build_model("nerv", {})`, 128×256, untrained) a
   page faults of a fresh 2.4 GB tensor are part of it).
 - `reuse`: the same maps written into the dense tensor of a previous (untimed) call, as a loop
   over frames does with `nerv_canvas(…, out=previous)` (NeRV only).
+- `alloc`: `torch.zeros` of the layer's map shape — no maps, only the allocation and first
+  touch that any fresh dense result pays (NeRV only): `dense` − `alloc` is the computation.
 - `exact`: the `exact` mode's dense maps (rescale rule / gated paths), fresh tensor.
 - `job` (layer `all`): every layer's statistics in one process, as a workflow canvas job
   (its peak RSS is that of the job).
@@ -54,7 +56,7 @@ from xinc.models.nerv import NeRV
 PAPER_SIZE = (128, 256)
 NERV_LAYERS = ("head", "b3", "b2", "b1")
 FFN_LAYERS = ("all", "l1", "l2", "l3")  # "all": maps of the whole frame; stats per layer
-CASES = ("naive", "dense", "reuse", "exact", "stats", "job")
+CASES = ("naive", "dense", "reuse", "alloc", "exact", "stats", "job")
 
 
 # --------------------------------------------------------------------------- naive baselines
@@ -214,6 +216,11 @@ def measure(case: str, arch: str, layer: str, *, size: Sequence[int] = PAPER_SIZ
 
         def fn():
             return nerv_canvas(model, t, [layer], out=buffers)[layer]
+    elif case == "alloc" and arch == "nerv":
+        from xinc.canvas import n_neurons
+
+        def fn():
+            return torch.zeros(n_neurons(model, layer), h, w, device=dev)
     elif case == "stats":
         def fn():
             return canvas_frame_stats(model, layer, groups, t=t if arch == "nerv" else None,
@@ -306,7 +313,7 @@ def run(preset: str = "paper", *, nerv_layers: Sequence[str] = NERV_LAYERS,
         for layer in layers:
             for case in cases:
                 if case == "job" or (arch == "ffn" and (
-                        case == "reuse" or (case in ("naive", "dense", "exact"))
+                        case in ("reuse", "alloc") or (case in ("naive", "dense", "exact"))
                         != (layer == "all"))):
                     continue
                 if case == "naive" and arch == "nerv" and layer not in naive_layers:

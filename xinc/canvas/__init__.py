@@ -29,10 +29,11 @@ from xinc.canvas import ffn, nerv
 from xinc.models.ffn import FFN, ffn_coords
 from xinc.models.nerv import NeRV
 
-CHUNK_BYTES = 16 << 20
+CHUNK_BYTES = 16 << 20  # one streamed chunk of maps (`iter_canvas`)
+DENSE_CHUNK_BYTES = 128 << 20  # one chunk written into a dense result (`nerv_canvas`)
 
-__all__ = ["CHUNK_BYTES", "canvas_size", "default_chunk", "ffn_canvas", "iter_canvas",
-           "layer_names", "n_neurons", "nerv_canvas"]
+__all__ = ["CHUNK_BYTES", "DENSE_CHUNK_BYTES", "canvas_size", "default_chunk", "ffn_canvas",
+           "iter_canvas", "layer_names", "n_neurons", "nerv_canvas"]
 
 
 def _arch(model: nn.Module) -> ModuleType:
@@ -65,11 +66,12 @@ def canvas_size(model: nn.Module, height: int | None = None,
     return height, width
 
 
-def default_chunk(height: int, width: int, itemsize: int = 4) -> int:
-    """Neurons per chunk so that one chunk of maps is about `CHUNK_BYTES` (at least 1), rounded
+def default_chunk(height: int, width: int, itemsize: int = 4,
+                  budget: int = CHUNK_BYTES) -> int:
+    """Neurons per chunk so that one chunk of maps is about `budget` bytes (at least 1), rounded
     down to a multiple of 16 from 16 up: whole PixelShuffle phase groups (r² neurons) for
     strides 2 and 4, so NeRV reference chunks need no padding to whole groups."""
-    chunk = max(1, CHUNK_BYTES // (height * width * itemsize))
+    chunk = max(1, budget // (height * width * itemsize))
     return chunk - chunk % 16 if chunk >= 16 else chunk
 
 
@@ -126,14 +128,18 @@ def nerv_canvas(model: NeRV, t: float | torch.Tensor, layers: Sequence[str] | No
 
     Each layer is written chunk by chunk straight into its dense tensor. `out` (e.g. the
     previous frame's result) supplies those tensors: reusing them across frames saves the
-    page faults of fresh multi-GB allocations (block 1 is 2.4 GB at paper size).
+    page faults of fresh multi-GB allocations (block 1 is 2.4 GB at paper size). Reference
+    chunks default to `DENSE_CHUNK_BYTES` of maps (their workspaces are small next to the
+    result), exact ones to `CHUNK_BYTES` (they carry downstream activations per neuron).
     """
     if isinstance(layers, str):
         raise TypeError(f"layers must be a list of layer names, got {layers!r} (pass the mode "
                         "as mode=…)")
     names = nerv.layer_names(model) if layers is None else list(layers)
     h, w = model.cfg.output_size
-    chunk = default_chunk(h, w) if chunk is None else chunk
+    if chunk is None:
+        chunk = default_chunk(h, w, budget=DENSE_CHUNK_BYTES if mode == "reference"
+                              else CHUNK_BYTES)
     result = {}
     for name in names:
         total = nerv.n_neurons(model, name, bias, neuron)

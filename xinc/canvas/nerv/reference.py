@@ -10,7 +10,9 @@ Box∘Place_r depends on the neuron's own PixelShuffle phase (k mod r², = id mo
 pass along each axis runs once per phase along that axis, on the strided view of the
 chunk's neurons that have it. The pieces GELU(P)/k² of the whole layer are computed once per
 layer input; workspaces live in a `Pipeline` reused for every chunk, and the last pass writes
-straight into the caller's output.
+straight into the caller's output. On CPU the same chain runs fused in C (`native`, expand.c:
+one neuron at a time, in cache; the same sums, equal up to float rounding), and
+these torch ops are the fallback and the CUDA path.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from xinc.canvas._common import InputCache
+from xinc.canvas.nerv import native
 from xinc.canvas.nerv.layers import layer_conv, n_neurons, per_kernel_conv, same_box
 from xinc.models.nerv import NeRV
 
@@ -117,7 +120,15 @@ def _activate(act: nn.Module, t: torch.Tensor) -> torch.Tensor:
 
 def aligned_cover(ids: torch.Tensor, r: int) -> torch.Tensor:
     """The whole phase groups [r²·m, r²·m + r²) holding `ids` (sorted): neuron id ≡ its
-    PixelShuffle phase mod r², since C_in·K and K are multiples of r²."""
+    PixelShuffle phase mod r², since C_in·K and K are multiples of r². `ids` itself when it
+    already is such a range (the chunks of `iter_canvas`)."""
+    n = len(ids)
+    if n == 0:
+        return ids
+    first = int(ids[0])
+    if first % (r * r) == 0 and n % (r * r) == 0 and int(ids[-1]) == first + n - 1 and \
+            torch.equal(ids, torch.arange(first, first + n, device=ids.device)):
+        return ids
     groups = torch.unique(ids // (r * r))
     return (groups[:, None] * (r * r) + torch.arange(r * r, device=ids.device)).flatten()
 
@@ -129,6 +140,7 @@ class Pipeline:
         self.model, self.layer, self.bias = model, layer, bias
         self.conv = layer_conv(model, layer)
         self.stages = stages(model, int(layer[1:]))
+        self.tables = native.Tables(self.stages, tap_counts)
         self._buffers: dict[str, torch.Tensor] = {}
         self._pieces: torch.Tensor | None = None
 
@@ -173,17 +185,23 @@ class Pipeline:
                  out: torch.Tensor | None = None) -> torch.Tensor:
         """Maps [n, H, W] of neurons `ids`, written into `out` when given."""
         cover = aligned_cover(ids, self.stages[0].r)
-        if not torch.equal(cover, ids):
+        if cover is not ids and not torch.equal(cover, ids):
             maps = self(x, cover)[torch.searchsorted(cover, ids)]
             return maps if out is None else out.copy_(maps)
         g = self._activated(x, ids)  # each stage's input: zero-bordered along the width
         n = len(ids)
+        if out is None:
+            h, w = g.shape[1], g.shape[2] - 2 * self.stages[0].pad
+            for stage in self.stages:
+                h, w = stage.r * h, stage.r * w
+            out = g.new_empty(n, h, w)
+        if native.expand(g, ids, self.tables, out):
+            return out
         for s, stage in enumerate(self.stages):
             r, pad = stage.r, stage.pad
             h, w = g.shape[1], g.shape[2] - 2 * pad
             if s == len(self.stages) - 1:
-                dest = out if out is not None else g.new_empty(n, r * h, r * w)
-                following = dest
+                dest = following = out
             else:
                 border = self.stages[s + 1].pad
                 following = self._buffer(f"in{s + 1}", n, (r * h, r * w + 2 * border), g)
