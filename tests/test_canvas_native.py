@@ -114,3 +114,17 @@ def test_build_is_cached_per_source(monkeypatch, tmp_path):
     assert len(built) == 1 and built[0].startswith("expand-") and built[0].endswith(".so")
     assert native.library() is native.library()
     assert sorted(p.name for p in tmp_path.iterdir()) == built
+
+
+@needs_compiler
+def test_expand_checks_the_output_shape(monkeypatch):
+    monkeypatch.setenv("XINC_NATIVE", "on")
+    model = small_nerv(9)
+    pipe = Pipeline(model, "b2", "split")
+    x = nerv_canvas_mod.layer_input(model, 0.1, "b2")
+    ids = torch.arange(16)
+    h, w = model.cfg.output_size
+    with pytest.raises(ValueError, match="the stages make"):
+        native.expand(pipe._activated(x, ids), ids, pipe.tables, torch.empty(16, h, w + 1))
+    assert native.expand(pipe._activated(x, ids)[:0], ids[:0], pipe.tables,
+                         torch.empty(0, h, w)) is True

@@ -102,6 +102,7 @@ def library() -> ctypes.CDLL | None:
 
 @cache
 def _load(mode: str, cc: str | None, cache_dir: str) -> ctypes.CDLL | None:
+    """`library()` for one setting, `CC` and cache directory (the arguments key the cache)."""
     if mode == "off":
         return None
     try:
@@ -165,6 +166,12 @@ def expand(pieces: torch.Tensor, ids: torch.Tensor, tables: Tables, out: torch.T
         return False
     ids = ids.to(torch.int64).contiguous()
     n, h0, w0 = len(ids), pieces.shape[1], pieces.shape[2] - 2 * int(tables.geom[0, 1])
+    grow = int(np.prod(tables.geom[:, 0]))
+    if tuple(out.shape[1:]) != (h0 * grow, w0 * grow):
+        raise ValueError(f"out has maps of {list(out.shape[1:])}; the stages make "
+                         f"{[h0 * grow, w0 * grow]}")
+    if n == 0:
+        return True
     parts = np.array_split(np.arange(n), min(n, torch.get_num_threads()))
 
     def run(part: np.ndarray) -> int:
@@ -179,5 +186,5 @@ def expand(pieces: torch.Tensor, ids: torch.Tensor, tables: Tables, out: torch.T
 
     status = list(_pool(len(parts)).map(run, parts))
     if any(status):
-        raise MemoryError(f"xinc_expand failed for {n} neurons (status {status})")
+        raise RuntimeError(f"xinc_expand failed for {n} neurons (out of memory?)")
     return True
