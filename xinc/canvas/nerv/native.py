@@ -4,8 +4,9 @@
 Pipeline runs its torch ops instead) on CUDA, for other dtypes or activations, or when no
 compiler is available. `XINC_NATIVE` chooses: `auto` (default: use it when it builds, warn
 once otherwise), `off`, or `on` (a build failure is an error). The library is compiled once
-per source, compiler and CPU into `$XINC_CACHE` (default `~/.cache/xinc`), written under a
-temporary name and renamed, so concurrent jobs never load a partial file.
+per source, compiler and CPU into `$XINC_CACHE` (default `$XDG_CACHE_HOME/xinc`, else
+`~/.cache/xinc`), written under a temporary name and renamed, so concurrent jobs never load a
+partial file.
 """
 
 from __future__ import annotations
@@ -96,7 +97,8 @@ def _build(compiler: str, cache_dir: Path) -> Path:
 
 def library() -> ctypes.CDLL | None:
     """The loaded expansion library, or None when `XINC_NATIVE` is off or (auto) it fails."""
-    cache_dir = os.environ.get("XINC_CACHE", str(Path.home() / ".cache" / "xinc"))
+    user_cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    cache_dir = os.environ.get("XINC_CACHE") or str(Path(user_cache) / "xinc")
     return _load(setting(), os.environ.get("CC"), cache_dir)
 
 
