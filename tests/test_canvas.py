@@ -10,6 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from xinc import native
 from xinc.canvas import (
     canvas_size,
     default_chunk,
@@ -21,7 +22,6 @@ from xinc.canvas import (
 )
 from xinc.canvas import ffn as ffn_canvas_mod
 from xinc.canvas import nerv as nerv_canvas_mod
-from xinc.canvas.nerv import native
 from xinc.models import build_model
 from xinc.models.ffn import ffn_coords
 from xinc.models.nerv import from_authors_state_dict

@@ -1,14 +1,16 @@
-"""The fused C expansion of reference maps (expand.c) against the torch ops, and its loader."""
+"""The C kernels (xinc/native): NeRV map expansion against the torch ops, and the loader."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
 
+from xinc import native
 from xinc.canvas import layer_names, n_neurons, nerv_canvas
 from xinc.canvas import nerv as nerv_canvas_mod
-from xinc.canvas.nerv import native
+from xinc.canvas.nerv import fused
 from xinc.canvas.nerv.reference import Pipeline
 from xinc.models import build_model
 
@@ -24,9 +26,9 @@ def small_nerv(seed: int, **settings) -> torch.nn.Module:
 def both_paths(model, monkeypatch, **kwargs) -> tuple[dict, dict]:
     """nerv_canvas with the C expansion required, then with the torch ops only."""
     monkeypatch.setenv("XINC_NATIVE", "on")
-    fused = nerv_canvas(model, 0.3, **kwargs)
+    c_maps = nerv_canvas(model, 0.3, **kwargs)
     monkeypatch.setenv("XINC_NATIVE", "off")
-    return fused, nerv_canvas(model, 0.3, **kwargs)
+    return c_maps, nerv_canvas(model, 0.3, **kwargs)
 
 
 @needs_compiler
@@ -36,11 +38,11 @@ def both_paths(model, monkeypatch, **kwargs) -> tuple[dict, dict]:
 @pytest.mark.parametrize("bias", ["split", "separate"])
 def test_fused_expansion_equals_torch_ops(settings, bias, monkeypatch):
     model = small_nerv(3, **settings)
-    fused, plain = both_paths(model, monkeypatch, bias=bias)
+    c_maps, plain = both_paths(model, monkeypatch, bias=bias)
     for name in layer_names(model):
         scale = plain[name].abs().max()
         assert scale > 0, name
-        torch.testing.assert_close(fused[name], plain[name], rtol=1e-5, atol=1e-6 * scale)
+        torch.testing.assert_close(c_maps[name], plain[name], rtol=1e-5, atol=1e-6 * scale)
 
 
 @needs_compiler
@@ -49,9 +51,9 @@ def test_fused_expansion_tanh_gelu_and_fallbacks(monkeypatch):
     model = small_nerv(5)
     for block in model.blocks:
         block.act = nn.GELU(approximate="tanh")
-    fused, plain = both_paths(model, monkeypatch)
+    c_maps, plain = both_paths(model, monkeypatch)
     for name in plain:
-        torch.testing.assert_close(fused[name], plain[name], rtol=1e-5,
+        torch.testing.assert_close(c_maps[name], plain[name], rtol=1e-5,
                                    atol=1e-6 * plain[name].abs().max())
     model.blocks[-1].act = nn.ReLU()
     monkeypatch.setenv("XINC_NATIVE", "on")
@@ -60,7 +62,7 @@ def test_fused_expansion_tanh_gelu_and_fallbacks(monkeypatch):
     x = nerv_canvas_mod.layer_input(model, 0.3, "b1")
     ids = torch.arange(n_neurons(model, "b1"))
     out = torch.empty(len(ids), *model.cfg.output_size)
-    assert native.expand(pipe._activated(x, ids), ids, pipe.tables, out) is False
+    assert fused.expand(pipe._activated(x, ids), ids, pipe.tables, out) is False
     assert torch.isfinite(pipe(x, ids)).all()
 
 
@@ -97,7 +99,7 @@ def test_failed_build_falls_back_or_raises(monkeypatch, tmp_path):
         native.library()
     monkeypatch.setenv("XINC_NATIVE", "auto")
     model = small_nerv(7)
-    with pytest.warns(RuntimeWarning, match="slower torch expansion"):
+    with pytest.warns(RuntimeWarning, match="instead of the C kernels"):
         maps = nerv_canvas(model, 0.5, layers=["b1"])["b1"]
     monkeypatch.setenv("XINC_NATIVE", "off")
     torch.testing.assert_close(maps, nerv_canvas(model, 0.5, layers=["b1"])["b1"],
@@ -111,7 +113,7 @@ def test_build_is_cached_per_source(monkeypatch, tmp_path):
     monkeypatch.setenv("XINC_NATIVE", "on")
     assert native.library() is not None
     built = sorted(p.name for p in tmp_path.iterdir())
-    assert len(built) == 1 and built[0].startswith("expand-") and built[0].endswith(".so")
+    assert len(built) == 1 and built[0].startswith("xinc-") and built[0].endswith(".so")
     assert native.library() is native.library()
     assert sorted(p.name for p in tmp_path.iterdir()) == built
 
@@ -125,6 +127,82 @@ def test_expand_checks_the_output_shape(monkeypatch):
     ids = torch.arange(16)
     h, w = model.cfg.output_size
     with pytest.raises(ValueError, match="the stages make"):
-        native.expand(pipe._activated(x, ids), ids, pipe.tables, torch.empty(16, h, w + 1))
-    assert native.expand(pipe._activated(x, ids)[:0], ids[:0], pipe.tables,
+        fused.expand(pipe._activated(x, ids), ids, pipe.tables, torch.empty(16, h, w + 1))
+    assert fused.expand(pipe._activated(x, ids)[:0], ids[:0], pipe.tables,
                          torch.empty(0, h, w)) is True
+
+
+# --------------------------------------------------------------------------- statistics kernels
+
+
+def random_values(shape: tuple[int, ...], seed: int) -> torch.Tensor:
+    """Non-negative float32 values spanning many coarse bins, with zeros and denormals."""
+    g = torch.Generator().manual_seed(seed)
+    v = torch.rand(shape, generator=g) ** 6 * 10.0 ** torch.randint(-40, 5, shape, generator=g)
+    v.view(-1)[::7] = 0.0
+    v.view(-1)[::11] = 1e-41  # a denormal
+    return v.float()
+
+
+@needs_compiler
+def test_coarse_histogram_kernel_equals_numpy(monkeypatch):
+    from xinc.stats import mass
+
+    flat = random_values((300_001,), 1).numpy()
+    monkeypatch.setenv("XINC_NATIVE", "off")
+    ref_count, ref_mass = mass._coarse(flat)
+    monkeypatch.setenv("XINC_NATIVE", "on")
+    count, c_mass = mass._coarse(flat)
+    assert np.array_equal(count, ref_count) and np.array_equal(c_mass, ref_mass)  # same order
+    assert count.sum() == len(flat)
+    with pytest.raises(ValueError, match="non-negative"):
+        mass._coarse(-flat[:10] - 1.0)
+
+
+@needs_compiler
+@pytest.mark.parametrize("threads", [1, 3])
+def test_bin_scan_kernel_equals_torch(threads, monkeypatch):
+    """Above-bin counts and the kept (pixel, value) pairs in row-major order, also when one
+    bin holds more entries than a part's first buffer (all the zeros: bin 0)."""
+    from xinc.stats.mass import scan_bins
+    from xinc.stats.workspace import Workspaces
+
+    flat = random_values((37, 5003), 2)  # 5003: the kernel's scalar tail too
+    bins = (flat.view(torch.int32) >> 16).flatten()
+    chosen = {"a": int(bins[123]), "b": int(bins[4567]), "zeros": 0}
+    monkeypatch.setattr(torch, "get_num_threads", lambda: threads)
+    monkeypatch.setenv("XINC_NATIVE", "off")
+    ref = scan_bins(flat, chosen, Workspaces())
+    monkeypatch.setenv("XINC_NATIVE", "on")
+    got = scan_bins(flat, chosen, Workspaces())
+    assert len(got["zeros"][1]) > 4096
+    for k in chosen:
+        assert torch.equal(got[k][0], ref[k][0]), k
+        assert np.array_equal(got[k][1], ref[k][1]) and np.array_equal(got[k][2], ref[k][2]), k
+        in_bin = bins.view(37, 5003) == chosen[k]
+        assert len(got[k][1]) == int(in_bin.sum())
+        assert np.array_equal(got[k][0].numpy(), (bins.view(37, 5003) > chosen[k]).sum(0))
+
+
+@needs_compiler
+@pytest.mark.parametrize("layer", ["b2", "b1"])
+def test_frame_stats_identical_with_and_without_kernels(layer, monkeypatch):
+    """The same maps give the same statistics with the histogram kernels and without."""
+    from xinc.stats.frame_stats import frame_stats
+    from xinc.stats.groupings import grid_groups
+
+    model = small_nerv(11)
+    h, w = model.cfg.output_size
+    maps = nerv_canvas(model, 0.4, layers=[layer])[layer]
+    n = len(maps)
+
+    def chunks():
+        return ((torch.arange(s, min(s + 48, n)), maps[s:s + 48]) for s in range(0, n, 48))
+
+    stats = {}
+    for setting in ("on", "off"):
+        monkeypatch.setenv("XINC_NATIVE", setting)
+        stats[setting] = frame_stats(chunks, grid_groups(h, w, (2, 2)), n, h, w, [0, 5])
+    assert stats["on"].keys() == stats["off"].keys()
+    for key, value in stats["off"].items():
+        assert np.array_equal(stats["on"][key], value), key

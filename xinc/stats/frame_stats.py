@@ -37,7 +37,7 @@ from xinc.canvas import canvas_size, iter_canvas, n_neurons
 from xinc.io import save_npz
 from xinc.models.nerv import NeRV
 from xinc.stats.groupings import grid_groups
-from xinc.stats.mass import MassHistogram
+from xinc.stats.mass import MassHistogram, scan_bins
 from xinc.stats.workspace import Workspaces
 
 Chunks = Iterable[tuple[torch.Tensor, torch.Tensor]]
@@ -77,14 +77,6 @@ def label_maps(groups: Mapping[str, np.ndarray], height: int,
     arrays = {name: np.asarray(arr) for name, arr in groups.items()}
     return {name: arr for name, arr in arrays.items()
             if arr.shape == (height, width) and np.issubdtype(arr.dtype, np.integer)}
-
-
-def _positions(mask: torch.Tensor) -> np.ndarray:
-    """Flat indices (int64) of the True entries of `mask` (numpy's `flatnonzero` on the CPU:
-    several times faster than `torch.nonzero` there)."""
-    if mask.device.type == "cpu":
-        return np.flatnonzero(mask.contiguous().numpy())
-    return torch.nonzero(mask.reshape(-1))[:, 0].cpu().numpy()
 
 
 class FrameStats:
@@ -232,23 +224,19 @@ class FrameStats:
         """Pass-2 part of neurons per pixel: values of bins above τ_a's coarse bin count; keep
         those in it (float32 `flat`: the bin is the pattern's high 16 bits). The kept values
         are all the values of the τ bins, so they also give τ's fine histogram."""
-        bins = torch.bitwise_right_shift(flat.view(torch.int32), 16,
-                                         out=self._work.get("bins", tuple(flat.shape), flat,
-                                                            torch.int32))
-        found = {k: _positions(bins == b) for k, b in self._tau_bins.items()}
-        self._n_pairs += sum(len(pos) for pos in found.values())
+        scans = scan_bins(flat, self._tau_bins, self._work)
+        self._n_pairs += sum(len(pixels) for _, pixels, _ in scans.values())
         if self._n_pairs > AMBIGUOUS_CAP:
             self._drop_shortcut()
             return
-        for k, pos in found.items():
-            self.above[k] += (bins > self._tau_bins[k]).sum(0, dtype=torch.int32).cpu()
-            m, fill = len(pos), self._pair_fill[k]
+        for k, (above, pixels, values) in scans.items():
+            self.above[k] += above
+            m, fill = len(pixels), self._pair_fill[k]
             if m:
                 if k not in self._pairs:
                     self._pairs[k] = (np.empty(AMBIGUOUS_CAP, dtype=np.int32),
                                       np.empty(AMBIGUOUS_CAP, dtype=np.float32))
-                values = flat.reshape(-1)[torch.from_numpy(pos).to(flat.device)].cpu().numpy()
-                self._pairs[k][0][fill:fill + m] = pos % flat.shape[1]
+                self._pairs[k][0][fill:fill + m] = pixels
                 self._pairs[k][1][fill:fill + m] = values
                 self._pair_fill[k] = fill + m
 

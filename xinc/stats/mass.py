@@ -17,45 +17,50 @@ width 2⁻⁷ ≈ 0.8 %) and a *fine* key (the low 16 bits). Together they are t
   (exact when the bin holds one value, or only values equal to its lower edge, e.g. zeros).
 
 Values of other dtypes are rounded to float32 first (so τ and the curve are those of the
-float32-rounded values). The histograms are built with numpy on the CPU (chunks on a GPU are
-copied over): `np.bincount` is several times faster than torch's masked indexing here. Pass 2
-buffers the fine keys of up to `FLUSH` values before one `np.bincount` into the counters.
+float32-rounded values). The histograms are built on the CPU (chunks on a GPU are copied
+over): pass 1 by the C kernel `xinc_coarse_hist` (xinc/native/hist.c: one read per value),
+else by `np.bincount` (several times faster than torch's masked indexing; the same sums in
+the same order). Pass 2 buffers the fine keys of up to `FLUSH` values before one
+`np.bincount` into the counters.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 import torch
+
+from xinc.native import library, split_map
+from xinc.stats.workspace import Workspaces
 
 N_COARSE = 1 << 15  # high 16 bits of a non-negative float32 (sign bit 0)
 N_FINE = 1 << 16
 FLUSH = 1 << 22
 
 
-_POOL: tuple[int, ThreadPoolExecutor] | None = None  # (workers, pool)
 PARALLEL_MIN = 1 << 20  # values per chunk below which the histograms stay on one thread
 
 
 def _parallel(fn: Callable[[np.ndarray], object], flat: np.ndarray) -> list:
-    """fn over contiguous parts of `flat`, one per torch thread (numpy releases the GIL in
-    the casts, shifts and `bincount` loops, so the parts run concurrently)."""
-    global _POOL
-    parts = max(1, min(torch.get_num_threads(), len(flat) // PARALLEL_MIN))
-    if parts == 1:
-        return [fn(flat)]
-    if _POOL is None or _POOL[0] < parts:
-        _POOL = (parts, ThreadPoolExecutor(parts, thread_name_prefix="xinc-hist"))
-    return list(_POOL[1].map(fn, np.array_split(flat, parts)))
+    """fn over contiguous parts of `flat`, one per torch thread (the C kernels and numpy's
+    casts, shifts and `bincount` loops release the GIL, so the parts run concurrently)."""
+    return split_map(lambda start, stop: fn(flat[start:stop]), len(flat), PARALLEL_MIN)
 
 
 def _coarse(flat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(count, float64 mass) per coarse bin of float32 values."""
-    hi = (flat.view(np.int32) >> 16).astype(np.intp)
-    return (np.bincount(hi, minlength=N_COARSE),
-            np.bincount(hi, weights=flat.astype(np.float64), minlength=N_COARSE))
+    """(count, float64 mass) per coarse bin of non-negative float32 values (the C kernel, else
+    numpy: the same sums in the same order)."""
+    lib = library()
+    if lib is None:
+        hi = (flat.view(np.int32) >> 16).astype(np.intp)  # bincount rejects negative ones
+        return (np.bincount(hi, minlength=N_COARSE),
+                np.bincount(hi, weights=flat.astype(np.float64), minlength=N_COARSE))
+    count, mass = np.zeros(N_COARSE, dtype=np.int64), np.zeros(N_COARSE, dtype=np.float64)
+    flat = np.ascontiguousarray(flat, dtype=np.float32)
+    if lib.xinc_coarse_hist(flat.ctypes.data, len(flat), count.ctypes.data, mass.ctypes.data):
+        raise ValueError("histogram values must be non-negative (a sign bit is set)")
+    return count, mass
 
 
 def _np_values(values: torch.Tensor) -> np.ndarray:
@@ -73,6 +78,61 @@ def _fine_values(coarse: int) -> np.ndarray:
     """The 65,536 float32 values of one coarse bin, ascending, as float64."""
     bits = (np.int64(coarse) << 16) | np.arange(N_FINE, dtype=np.int64)
     return bits.astype(np.int32).view(np.float32).astype(np.float64)
+
+
+def _positions(mask: torch.Tensor) -> np.ndarray:
+    """Flat indices (int64) of the True entries of `mask` (numpy's `flatnonzero` on the CPU:
+    several times faster than `torch.nonzero` there)."""
+    if mask.device.type == "cpu":
+        return np.flatnonzero(mask.contiguous().numpy())
+    return torch.nonzero(mask.reshape(-1))[:, 0].cpu().numpy()
+
+
+Scan = tuple[torch.Tensor, np.ndarray, np.ndarray]  # above [P] int32 (CPU), pixels, values
+
+
+def _scan_native(lib, flat: torch.Tensor, coarse: int) -> Scan:
+    rows, cols = flat.shape
+    base, itemsize = flat.data_ptr(), flat.element_size()
+
+    def run(start: int, stop: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        above = np.zeros(cols, dtype=np.int32)
+        cap = max(4096, (stop - start) * cols // 64)  # a τ bin holds a small share
+        while True:
+            pixels, values = np.empty(cap, dtype=np.int32), np.empty(cap, dtype=np.float32)
+            found = lib.xinc_tau_scan(base + start * cols * itemsize, stop - start, cols,
+                                      coarse, above.ctypes.data, pixels.ctypes.data,
+                                      values.ctypes.data, cap)
+            if found < 0:
+                raise ValueError("bin scan values must be non-negative (a sign bit is set)")
+            if found <= cap:
+                return above, pixels[:found], values[:found]
+            cap, above[:] = found, 0
+
+    parts = split_map(run, rows)
+    return (torch.from_numpy(np.sum([p[0] for p in parts], axis=0, dtype=np.int32)),
+            np.concatenate([p[1] for p in parts]), np.concatenate([p[2] for p in parts]))
+
+
+def scan_bins(flat: torch.Tensor, coarse: Mapping[str, int],
+              work: Workspaces) -> dict[str, Scan]:
+    """Per key k of `coarse`, for values `flat` [n, P] (non-negative): (the number of rows per
+    column whose coarse bin is above coarse[k], and the column and value of each entry in
+    that bin, in row-major order). By the C kernel `xinc_tau_scan` for contiguous float32 on
+    the CPU (one read per value and bin), else with torch (bins in the workspace `work`)."""
+    lib = library()
+    if lib is not None and flat.device.type == "cpu" and flat.dtype == torch.float32 and \
+            flat.is_contiguous():
+        return {k: _scan_native(lib, flat, b) for k, b in coarse.items()}
+    bins = torch.bitwise_right_shift(flat.view(torch.int32), 16,
+                                     out=work.get("bins", tuple(flat.shape), flat, torch.int32))
+    result = {}
+    for k, b in coarse.items():
+        pos = _positions(bins == b)
+        values = flat.reshape(-1)[torch.from_numpy(pos).to(flat.device)].cpu().numpy()
+        result[k] = ((bins > b).sum(0, dtype=torch.int32).cpu(),
+                     (pos % flat.shape[1]).astype(np.int32), values)
+    return result
 
 
 class MassHistogram:

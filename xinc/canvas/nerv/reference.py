@@ -10,7 +10,7 @@ Box∘Place_r depends on the neuron's own PixelShuffle phase (k mod r², = id mo
 pass along each axis runs once per phase along that axis, on the strided view of the
 chunk's neurons that have it. The pieces GELU(P)/k² of the whole layer are computed once per
 layer input; workspaces live in a `Pipeline` reused for every chunk, and the last pass writes
-straight into the caller's output. On CPU the same chain runs fused in C (`native`, expand.c:
+straight into the caller's output. On CPU the same chain runs fused in C (`fused`, expand.c:
 one neuron at a time, in cache; the same sums, equal up to float rounding), and
 these torch ops are the fallback and the CUDA path.
 """
@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from xinc.canvas._common import InputCache
-from xinc.canvas.nerv import native
+from xinc.canvas.nerv import fused
 from xinc.canvas.nerv.layers import layer_conv, n_neurons, per_kernel_conv, same_box
 from xinc.models.nerv import NeRV
 
@@ -140,7 +140,7 @@ class Pipeline:
         self.model, self.layer, self.bias = model, layer, bias
         self.conv = layer_conv(model, layer)
         self.stages = stages(model, int(layer[1:]))
-        self.tables = native.Tables(self.stages, tap_counts)
+        self.tables = fused.Tables(self.stages, tap_counts)
         self._buffers: dict[str, torch.Tensor] = {}
         self._pieces: torch.Tensor | None = None
 
@@ -195,7 +195,7 @@ class Pipeline:
             for stage in self.stages:
                 h, w = stage.r * h, stage.r * w
             out = g.new_empty(n, h, w)
-        if native.expand(g, ids, self.tables, out):
+        if fused.expand(g, ids, self.tables, out):
             return out
         for s, stage in enumerate(self.stages):
             r, pad = stage.r, stage.pad

@@ -8,8 +8,8 @@
    neuron's intermediates stay in cache, so memory traffic is one write of its map. Stage 0 is
    a Box∘Place: its taps depend on the neuron's PixelShuffle phase (id mod r²).
 
-   The layout of the tables is set by native.py. Built with the system C compiler at first
-   use; no OpenMP (the caller runs neuron ranges on threads, since ctypes releases the GIL). */
+   The layout of the tables is set by xinc/canvas/nerv/fused.py. Single-threaded: the caller
+   runs neuron ranges on threads (`xinc.native.split_map`). */
 
 #include <stdint.h>
 #include <stdlib.h>
