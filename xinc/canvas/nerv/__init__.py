@@ -25,7 +25,8 @@ from xinc.canvas.nerv.layers import (
     placed_maps,
 )
 from xinc.canvas.nerv.probe import Prober
-from xinc.canvas.nerv.reference import Pipeline, reference_maps, stage_taps, stages
+from xinc.canvas.nerv.reference import Pipeline, reference_maps
+from xinc.canvas.nerv.stages import stage_taps, stages
 
 __all__ = ["BIAS_MODES", "MODES", "NEURON_MODES", "MapFn", "Pipeline", "Prober", "as_time",
            "channel_maps", "check_switches", "exact_bias_terms", "exact_gains", "exact_maps",

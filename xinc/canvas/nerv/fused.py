@@ -7,12 +7,11 @@ kernels are unavailable (`xinc.native`, `XINC_NATIVE`).
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import numpy as np
 import torch
 from torch import nn
 
+from xinc.canvas.nerv.stages import Stage, tap_counts
 from xinc.native import library, split_map
 
 ACTS = {"none": 1, "tanh": 2}  # nn.GELU(approximate=…) → expand.c's ACT_GELU / ACT_GELU_TANH
@@ -25,10 +24,10 @@ def _act_code(act: nn.Module) -> int | None:
 
 
 class Tables:
-    """expand.c's stage tables of a `reference.Stage` list: geom {r, pad, act, placed}, 1/k²,
-    and the `tap_counts(r, k, phase)` of every stage, selector and output phase."""
+    """expand.c's tables of a stage list: geom {r, pad, act, placed}, 1/k², and the
+    `tap_counts(r, k, phase)` of every stage, selector and output phase."""
 
-    def __init__(self, stages: list, tap_counts: Callable[..., tuple]) -> None:
+    def __init__(self, stages: list[Stage]) -> None:
         rows = {(s, sel, q): row for s, st in enumerate(stages)
                 for sel in range(st.r if st.placed else 1)
                 for q, row in enumerate(tap_counts(st.r, st.k, sel if st.placed else None))}
