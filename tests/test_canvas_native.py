@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import signal
+
 import numpy as np
 import pytest
 import torch
@@ -206,3 +209,21 @@ def test_frame_stats_identical_with_and_without_kernels(layer, monkeypatch):
     assert stats["on"].keys() == stats["off"].keys()
     for key, value in stats["off"].items():
         assert np.array_equal(stats["on"][key], value), key
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_split_map_ranges_and_fork(monkeypatch):
+    """Ranges cover 0 … n − 1 in order with np.array_split's sizes; a forked child (a data
+    loader's worker, say) still runs them (the parent's pool threads do not exist there)."""
+    from xinc.native import split_map
+
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 3)
+    assert split_map(lambda a, b: (a, b), 10) == [(0, 4), (4, 7), (7, 10)]  # pool made here
+    assert split_map(lambda a, b: (a, b), 10, min_part=4) == [(0, 5), (5, 10)]
+    assert split_map(lambda a, b: (a, b), 0) == [(0, 0)]
+    pid = os.fork()
+    if pid == 0:
+        signal.alarm(20)  # a hang ends the child with SIGALRM
+        os._exit(0 if split_map(lambda a, b: b - a, 10) == [4, 3, 3] else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
