@@ -219,6 +219,7 @@ def test_split_map_ranges_and_fork(monkeypatch):
 
     monkeypatch.setattr(torch, "get_num_threads", lambda: 3)
     assert split_map(lambda a, b: (a, b), 10) == [(0, 4), (4, 7), (7, 10)]  # pool made here
+    assert split_map(lambda a, b: (a, b), 10) == [(0, 4), (4, 7), (7, 10)]  # its threads run
     assert split_map(lambda a, b: (a, b), 10, min_part=4) == [(0, 5), (5, 10)]
     assert split_map(lambda a, b: (a, b), 0) == [(0, 0)]
     pid = os.fork()

@@ -136,7 +136,9 @@ def _load(mode: str, cc: str | None, cache_dir: str) -> ctypes.CDLL | None:
 
 
 @cache
-def _pool(workers: int) -> ThreadPoolExecutor:
+def _pool(workers: int, pid: int) -> ThreadPoolExecutor:
+    """A pool of `workers` threads for process `pid` (a forked child makes its own: the
+    parent's threads do not exist there, and its pool would never run the work)."""
     return ThreadPoolExecutor(workers, thread_name_prefix="xinc-native")
 
 
@@ -151,4 +153,4 @@ def split_map(fn: Callable[[int, int], T], n: int, min_part: int = 1) -> list[T]
         bounds.append(bounds[-1] + size + (i < extra))
     if parts == 1:
         return [fn(0, n)]
-    return list(_pool(parts).map(fn, bounds[:-1], bounds[1:]))
+    return list(_pool(parts, os.getpid()).map(fn, bounds[:-1], bounds[1:]))
