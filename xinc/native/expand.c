@@ -189,16 +189,16 @@ int xinc_expand(const float *pieces, int64_t piece_stride, int64_t row_stride, i
     int32_t offset[MAX_TAPS], count[MAX_TAPS];
     const float *src[MAX_TAPS];
     for (int64_t m = 0; m < n && status == 0; m++) {
-        const float *cur = pieces + m * piece_stride;
+        const float *cur = pieces + m * piece_stride;  /* stage 0 reads the caller's piece */
+        float *own = NULL, *next = ping;  /* later stages read (and activate) a workspace */
         int64_t cur_stride = row_stride;
-        float *next = ping;
         h = h0;
         w = w0;
         for (int s = 0; s < n_stages; s++) {
             const int32_t *g = geom + s * G_FIELDS;
             const int r = g[G_R], pad = g[G_PAD];
             const int last = s == n_stages - 1;
-            if (s > 0) activate((float *)cur, h * cur_stride, g[G_ACT], scale[s]);
+            if (own) activate(own, h * cur_stride, g[G_ACT], scale[s]);
             const int64_t rank = ids[m] % ((int64_t)r * r);
             const int col_sel = g[G_PLACED] ? (int)(rank % r) : 0;
             const int row_sel = g[G_PLACED] ? (int)(rank / r) : 0;
@@ -231,7 +231,7 @@ int xinc_expand(const float *pieces, int64_t piece_stride, int64_t row_stride, i
                     }
                 }
             }
-            cur = next;
+            cur = own = next;
             cur_stride = next_stride;
             next = next == ping ? pong : ping;
             h *= r;
