@@ -228,3 +228,20 @@ def test_split_map_ranges_and_fork(monkeypatch):
         os._exit(0 if split_map(lambda a, b: b - a, 10) == [4, 3, 3] else 1)
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
+
+
+def test_native_command(tmp_path, monkeypatch, capsys):
+    """`xinc native` builds into the cache and says where; a failing compiler is a clear error
+    (exit 2) with the compiler's own message."""
+    from xinc.cli import main
+
+    monkeypatch.setenv("XINC_CACHE", str(tmp_path))
+    if native.compiler_found():
+        assert main(["native"]) == 0
+        out = capsys.readouterr().out
+        built = list(tmp_path.glob("xinc-*.so"))
+        assert len(built) == 1 and str(built[0]) in out
+    monkeypatch.setenv("CC", "false")
+    assert main(["native"]) == 2
+    err = capsys.readouterr().err
+    assert "failed on" in err and "slower torch/numpy code" in err

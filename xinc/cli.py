@@ -63,6 +63,17 @@ def cmd_bench_canvas(args: argparse.Namespace) -> None:
         write_json(args.json, result)
 
 
+def cmd_native(args: argparse.Namespace) -> None:
+    from xinc.native import NativeBuildError, build, setting
+
+    try:
+        path = build()
+    except NativeBuildError as err:
+        raise ValueError(f"{err}\n(xinc runs without them, on its slower torch/numpy code)") \
+            from err
+    print(f"C kernels: {path} (XINC_NATIVE={setting()})")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="xinc", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -88,6 +99,9 @@ def build_parser() -> argparse.ArgumentParser:
     trace.add_argument("--bias", choices=["split", "separate"], default="split")
     trace.add_argument("--neuron", choices=["kernel", "channel"], default="kernel")
     trace.set_defaults(func=cmd_trace)
+    native = sub.add_parser("native", help="build the C kernels now (or find them built) and "
+                            "say where they are; an error shows the compiler's message")
+    native.set_defaults(func=cmd_native)
     bench = sub.add_parser("bench", help="benchmarks (ratios against a baseline in the same run)")
     bench_sub = bench.add_subparsers(dest="benchmark", required=True)
     train = bench_sub.add_parser(

@@ -107,20 +107,31 @@ def _build(compiler: str, cache_dir: Path) -> Path:
     return target
 
 
+def cache_dir() -> Path:
+    """Where the built library goes: `$XINC_CACHE`, else `$XDG_CACHE_HOME/xinc`, else
+    `~/.cache/xinc`."""
+    user_cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(os.environ.get("XINC_CACHE") or Path(user_cache) / "xinc")
+
+
+def build() -> Path:
+    """The compiled library (built now unless cached); NativeBuildError with the compiler's
+    message when it cannot be built."""
+    return _build(_compiler(), cache_dir())
+
+
 def library() -> ctypes.CDLL | None:
     """The loaded kernels, or None when `XINC_NATIVE` is off or (auto) they fail to build."""
-    user_cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    cache_dir = os.environ.get("XINC_CACHE") or str(Path(user_cache) / "xinc")
-    return _load(setting(), os.environ.get("CC"), cache_dir)
+    return _load(setting(), os.environ.get("CC"), str(cache_dir()))
 
 
 @cache
-def _load(mode: str, cc: str | None, cache_dir: str) -> ctypes.CDLL | None:
+def _load(mode: str, cc: str | None, cache: str) -> ctypes.CDLL | None:
     """`library()` for one setting, `CC` and cache directory (the arguments key the cache)."""
     if mode == "off":
         return None
     try:
-        lib = ctypes.CDLL(str(_build(_compiler(), Path(cache_dir))))
+        lib = ctypes.CDLL(str(_build(_compiler(), Path(cache))))
     except (NativeBuildError, OSError) as err:
         if mode == "on":
             raise NativeBuildError(f"XINC_NATIVE=on but the C kernels are unavailable: "
