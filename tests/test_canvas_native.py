@@ -245,3 +245,14 @@ def test_native_command(tmp_path, monkeypatch, capsys):
     assert main(["native"]) == 2
     err = capsys.readouterr().err
     assert "failed on" in err and "slower torch/numpy code" in err
+
+
+@needs_compiler
+def test_unwritable_cache_builds_in_the_temporary_directory(tmp_path, monkeypatch):
+    blocked = tmp_path / "file"
+    blocked.write_text("not a folder")
+    monkeypatch.setenv("TMPDIR", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    monkeypatch.setattr(native.tempfile, "tempdir", None)  # re-read TMPDIR
+    path = native._build(native._compiler(), blocked / "cache")
+    assert path.parent.parent == tmp_path / "tmp" and path.exists()

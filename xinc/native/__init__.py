@@ -9,8 +9,9 @@ values.
 `XINC_NATIVE` chooses: `auto` (default: use the kernels when they build, warn once
 otherwise), `off`, or `on` (a build failure is an error). The library is compiled once per
 source, compiler and CPU into `$XINC_CACHE` (default `$XDG_CACHE_HOME/xinc`, else
-`~/.cache/xinc`), written under a temporary name and renamed, so concurrent jobs never load a
-partial file. Kernels run single-threaded; `split_map` runs them on contiguous parts on
+`~/.cache/xinc`; a per-user folder in the temporary directory where that cannot be written),
+written under a temporary name and renamed, so concurrent jobs never load a partial file.
+Kernels run single-threaded; `split_map` runs them on contiguous parts on
 `torch.get_num_threads()` threads (ctypes releases the GIL).
 """
 
@@ -83,28 +84,36 @@ def _cpu_signature() -> str:
     return os.uname().machine
 
 
-def _build(compiler: str, cache_dir: Path) -> Path:
-    """The compiled library in `cache_dir`, built unless present."""
+def _build(compiler: str, cache: Path) -> Path:
+    """The compiled library in `cache` (or, if that cannot be written, a per-user folder in
+    the temporary directory), built unless present."""
     key = hashlib.sha256(b"\0".join(
         [*(src.read_bytes() for src in SOURCES), compiler.encode(), " ".join(FLAGS).encode(),
          _cpu_signature().encode()])).hexdigest()[:16]
-    target = cache_dir / f"xinc-{key}.so"
-    if target.exists():
+    user = os.getuid() if hasattr(os, "getuid") else "user"
+    for folder in (cache, Path(tempfile.gettempdir()) / f"xinc-{user}"):
+        target = folder / f"xinc-{key}.so"
+        if target.exists():
+            return target
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            fd, partial = tempfile.mkstemp(dir=folder, prefix=".xinc-", suffix=".so")
+        except OSError:
+            continue
+        os.close(fd)
+        try:
+            result = subprocess.run([compiler, *FLAGS, "-o", partial, *map(str, SOURCES)],
+                                    capture_output=True, text=True)
+            if result.returncode != 0:
+                raise NativeBuildError(f"{compiler} failed on "
+                                       f"{', '.join(map(str, SOURCES))}:\n"
+                                       f"{result.stderr.strip()}")
+            os.replace(partial, target)
+        finally:
+            if os.path.exists(partial):
+                os.unlink(partial)
         return target
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    fd, partial = tempfile.mkstemp(dir=cache_dir, prefix=".xinc-", suffix=".so")
-    os.close(fd)
-    try:
-        result = subprocess.run([compiler, *FLAGS, "-o", partial, *map(str, SOURCES)],
-                                capture_output=True, text=True)
-        if result.returncode != 0:
-            raise NativeBuildError(f"{compiler} failed on {', '.join(map(str, SOURCES))}:\n"
-                                   f"{result.stderr.strip()}")
-        os.replace(partial, target)
-    finally:
-        if os.path.exists(partial):
-            os.unlink(partial)
-    return target
+    raise NativeBuildError(f"cannot write {cache} (set XINC_CACHE to a writable folder)")
 
 
 def cache_dir() -> Path:
