@@ -26,6 +26,7 @@ the same order). Pass 2 buffers the fine keys of up to `FLUSH` values before one
 
 from __future__ import annotations
 
+import ctypes
 from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
@@ -91,7 +92,9 @@ def _positions(mask: torch.Tensor) -> np.ndarray:
 Scan = tuple[torch.Tensor, np.ndarray, np.ndarray]  # above [P] int32 (CPU), pixels, values
 
 
-def _scan_native(lib, flat: torch.Tensor, coarse: int) -> Scan:
+def _scan_native(lib: ctypes.CDLL, flat: torch.Tensor, coarse: int) -> Scan:
+    """`scan_bins` of one bin by the C kernel, on row ranges in parallel (each with its own
+    counts and a buffer regrown to the exact size in the rare case it overflows)."""
     rows, cols = flat.shape
     base, itemsize = flat.data_ptr(), flat.element_size()
 
