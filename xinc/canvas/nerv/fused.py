@@ -65,9 +65,7 @@ def expand(pieces: torch.Tensor, ids: torch.Tensor, tables: Tables, out: torch.T
     if n == 0:
         return True
 
-    def run(start: int, stop: int) -> int:
-        if start == stop:
-            return 0
+    def run(start: int, stop: int) -> int:  # split_map's ranges are non-empty for n > 0
         return lib.xinc_expand(
             pieces[start].data_ptr(), pieces.stride(0), pieces.stride(1), h0, w0,
             ids[start].data_ptr(), stop - start, len(tables.geom), tables.geom.ctypes.data,

@@ -133,10 +133,7 @@ class Pipeline:
         g = self._activated(x, ids)  # each stage's input: zero-bordered along the width
         n = len(ids)
         if out is None:
-            h, w = g.shape[1], g.shape[2] - 2 * self.stages[0].pad
-            for stage in self.stages:
-                h, w = stage.r * h, stage.r * w
-            out = g.new_empty(n, h, w)
+            out = g.new_empty(n, *self.model.cfg.output_size)  # the stages end at the image
         if fused.expand(g, ids, self.tables, out):
             return out
         for s, stage in enumerate(self.stages):
