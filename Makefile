@@ -15,10 +15,10 @@ $(STAMP): pyproject.toml constraints.txt
 
 demo: $(STAMP)
 	$(BIN)/snakemake --cores $(CORES)
-	$(BIN)/snakemake --cores $(CORES) --report results/report.html
+	$(BIN)/snakemake --cores $(CORES) --report results/demo/report.html
 
 report: $(STAMP)
-	$(BIN)/snakemake --report results/report.html
+	$(BIN)/snakemake --report results/demo/report.html
 
 lint: $(STAMP)
 	$(BIN)/ruff check xinc workflow/scripts tests

@@ -5,7 +5,7 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 
-configfile: "config.yaml"
+configfile: f"{workflow.basedir}/config.yaml"
 
 
 report: "workflow/report/workflow.rst"
@@ -18,11 +18,13 @@ include: "workflow/rules/canvas.smk"
 include: "workflow/rules/analysis.smk"
 include: "workflow/rules/figures.smk"
 include: "workflow/rules/tables.smk"
+include: "workflow/rules/run.smk"
 
 
 rule all:
     default_target: True
     input:
         figures=FIGURES,
-        tables="results/tables/table_s1.csv",
+        tables=f"{RESULTS}/tables/table_s1.csv",
         pairs=PAIRS,
+        config=CONFIG_RECORD,

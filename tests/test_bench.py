@@ -88,3 +88,14 @@ def test_bench_arguments() -> None:
         nerv_settings(60, 128)
     with pytest.raises(ValueError, match="unknown benchmark"):
         run("mlp")
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"batch_models": (0, -1)}, "batch_models"),
+    ({"threads": 0}, "threads"),
+    ({"size": (0, 16)}, "size"),
+    ({"device": "bogus"}, "device 'bogus'"),
+])
+def test_bench_checks_its_arguments_before_training(kwargs, message) -> None:
+    with pytest.raises(ValueError, match=message):
+        run("ffn", **kwargs)

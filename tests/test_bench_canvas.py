@@ -70,3 +70,16 @@ def test_naive_ffn_frame_equals_per_layer():
 def test_cuda_without_cuda_is_a_clear_error():
     with pytest.raises(ValueError, match="CUDA is not available.*device 'cpu'"):
         bench.run(device="cuda", cases=["dense"])
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"cases": ["bogus"]}, "unknown case 'bogus'"),
+    ({"naive_layers": ["l1"]}, "unknown NeRV layer 'l1'"),
+    ({"ffn_layers": ["b1"]}, "unknown FFN layer 'b1'"),
+    ({"repeats": 0}, "repeats"),
+    ({"device": "bogus"}, "device 'bogus'"),
+])
+def test_run_checks_its_arguments_before_measuring(kwargs, message, monkeypatch):
+    monkeypatch.setattr(bench, "_measure_subprocess", lambda *a, **k: pytest.fail("measured"))
+    with pytest.raises(ValueError, match=message):
+        bench.run(**kwargs)

@@ -34,6 +34,7 @@ from xinc.data.cityscapes_vps import decode_panoptic as decode_city
 from xinc.data.resize import center_crop, crop_box, nearest_indices, resize_bicubic
 from xinc.data.synth import VIPSEG_CATEGORIES, main
 from xinc.data.vipseg import decode_panoptic as decode_vipseg
+from xinc.intermediate import IntermediateFileError
 
 DATASETS = ("cityscapes_vps", "vipseg")
 SEED = 7
@@ -260,10 +261,62 @@ def test_determinism(tmp_path: Path) -> None:
 
 def test_regenerate_replaces_stale_tree(tmp_path: Path) -> None:
     root = tmp_path / "vipseg"
-    (root / "images" / "stale").mkdir(parents=True)
     generate("vipseg", root, tmp_path / "t.npz", seed=0, scale="tiny")
+    (root / "images" / "stale").mkdir()
+    generate("vipseg", root, tmp_path / "t.npz", seed=1, scale="tiny")
     assert "stale" not in list_videos("vipseg", root)
+    assert json.loads((root / "xinc_synthetic.json").read_text())["seed"] == 1
+    with np.load(tmp_path / "t.npz") as truth:
+        assert json.loads(str(truth["meta_json"]))["seed"] == 1
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_generate_refuses_a_folder_it_did_not_write(tmp_path: Path) -> None:
+    root = tmp_path / "mine"
+    (root / "images" / "stale").mkdir(parents=True)
+    (root / "notes.txt").write_text("keep me")
+    with pytest.raises(ValueError, match=r"mine.*not written by the synthetic generator.*empty"):
+        generate("vipseg", root, tmp_path / "t.npz", seed=0, scale="tiny")
+    assert (root / "notes.txt").read_text() == "keep me" and (root / "images" / "stale").is_dir()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine"]  # nothing else written
+
+
+def test_generate_fills_an_empty_folder_and_refuses_the_current_one(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    monkeypatch.chdir(empty)
+    generate("cityscapes_vps", ".", tmp_path / "cs.npz", seed=0, scale="tiny")
+    assert Path.cwd() == empty and (empty / "xinc_synthetic.json").is_file()
+    generate("cityscapes_vps", ".", tmp_path / "cs.npz", seed=0, scale="tiny")  # ours: replaced
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "thesis.tex").write_text("keep me")
+    monkeypatch.chdir(work)
+    with pytest.raises(ValueError, match="not written by the synthetic generator"):
+        generate("vipseg", ".", tmp_path / "v.npz", seed=0, scale="tiny")
+    assert [p.name for p in work.iterdir()] == ["thesis.tex"]
+
+
+def test_generate_keeps_a_truth_path_it_did_not_write(tmp_path: Path) -> None:
+    truth = tmp_path / "results.npz"
+    np.savez(truth, x=np.arange(3))
+    with pytest.raises(ValueError, match="results.npz.*not a ground-truth file"):
+        generate("vipseg", tmp_path / "vipseg", truth, seed=0, scale="tiny")
+    with np.load(truth) as z:
+        assert z.files == ["x"]
+    assert not (tmp_path / "vipseg").exists()
+    with pytest.raises(ValueError, match="inside the dataset folder"):
+        generate("vipseg", tmp_path / "vipseg", tmp_path / "vipseg" / "t.npz", seed=0,
+                 scale="tiny")
+
+
+def test_fps_is_recorded_only_where_the_dataset_documents_it(data: Path) -> None:
+    for ds, fps in (("cityscapes_vps", 17.0), ("vipseg", None)):
+        for vid in _with_masks(ds):
+            for stage in ("prepared", "work"):
+                meta = json.loads((data / stage / ds / vid / "meta.json").read_text())
+                assert meta["fps"] == fps, (ds, vid, stage)
 
 
 def test_procedural_textures_without_scikit_image(tmp_path: Path,
@@ -342,3 +395,13 @@ def test_bicubic_is_not_clamped() -> None:
     step[:, :, 8:] = 255
     out = resize_bicubic(step, (8, 8))
     assert out.dtype == np.float32 and out.max() > 1.05 and out.min() < -0.05
+
+
+def test_working_resolution_names_a_truncated_prepared_file(data: Path, tmp_path: Path) -> None:
+    prepared = tmp_path / "data" / "prepared" / "cityscapes_vps" / "0001"
+    shutil.copytree(data / "prepared" / "cityscapes_vps" / "0001", prepared)
+    frames = prepared / "frames.npy"
+    frames.write_bytes(frames.read_bytes()[:300])  # header intact, data cut
+    with pytest.raises(IntermediateFileError,
+                       match=r"frames\.npy: truncated or unreadable .*rule prepare_video"):
+        working_resolution(prepared, tmp_path / "work", *WORK)

@@ -1,8 +1,13 @@
-"""Load the workflow config (config.yaml + presets) with the schema's defaults filled in."""
+"""Load the workflow config (config.yaml + presets) with the schema's defaults filled in.
+
+Needs only PyYAML and jsonschema (both Snakemake dependencies), so the Snakefile validates with
+it before any job runs, in the main Snakemake process, without xinc's other dependencies.
+"""
 
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +15,11 @@ import jsonschema
 import yaml
 
 SCHEMA_PATH = Path("workflow/schemas/config.schema.yaml")
+MAX_ERRORS = 5  # problems listed per message; the rest are counted
+
+
+class ConfigError(ValueError):
+    """A configuration problem: each line names the key, what is wrong and what is allowed."""
 
 
 def project_root(start: Path | None = None) -> Path:
@@ -45,15 +55,68 @@ def _with_defaults(validator_class: type) -> type:
     return jsonschema.validators.extend(validator_class, {"properties": set_defaults})
 
 
-def validate(config: dict[str, Any], root: Path) -> dict[str, Any]:
-    """Validate against the schema and fill defaults; errors name the offending key."""
-    schema = yaml.safe_load((root / SCHEMA_PATH).read_text())
+def _key(path: Iterable[Any]) -> str:
+    return ".".join(str(p) for p in path) or "<top level>"
+
+
+def _resolve(schema: dict[str, Any], root: dict[str, Any]) -> dict[str, Any]:
+    """`schema` with a local `$ref` ("#/$defs/...") followed."""
+    ref = schema.get("$ref", "")
+    if ref.startswith("#/"):
+        target = root
+        for part in ref[2:].split("/"):
+            target = target[part]
+        return {**target, **{k: v for k, v in schema.items() if k != "$ref"}}
+    return schema
+
+
+def _allowed(err: jsonschema.ValidationError, root: dict[str, Any]) -> str:
+    """What the schema allows at the failing key, in a few words."""
+    schema = _resolve(err.schema, root) if isinstance(err.schema, dict) else {}
+    if err.validator == "additionalProperties":
+        return "allowed keys: " + ", ".join(sorted(schema.get("properties", {})))
+    if "enum" in schema:
+        return "allowed values: " + ", ".join(map(str, schema["enum"]))
+    parent = _resolve(err.parent.schema, root) if err.parent is not None else schema
+    description = (schema.get("description") or parent.get("description") or "").strip()
+    return description.split(". ")[0].rstrip(".") if description else ""
+
+
+def _cli_hint(err: jsonschema.ValidationError) -> str:
+    """A hint when a value arrived as a string where a number or list was expected, as
+    `--config key=value` delivers it."""
+    if isinstance(err.instance, str) and err.validator == "type":
+        return ("(values of --config arrive as strings: set numbers and lists in a YAML file "
+                "and pass it with --configfile, which overlays config.yaml key by key)")
+    return ""
+
+
+def describe(err: jsonschema.ValidationError, root: dict[str, Any]) -> str:
+    """One line: the offending key, the reason, what is allowed (and a hint)."""
+    message = err.message if len(err.message) <= 200 else err.message[:197] + "..."
+    parts = [f"config key {_key(err.absolute_path)}: {message}", _allowed(err, root)]
+    return "; ".join(p for p in parts if p)
+
+
+def load_schema(root: Path | None = None) -> dict[str, Any]:
+    root = project_root(root) if root is None or not (root / SCHEMA_PATH).is_file() else root
+    return yaml.safe_load((root / SCHEMA_PATH).read_text())
+
+
+def validate(config: dict[str, Any], root: Path | None = None) -> dict[str, Any]:
+    """Validate against the schema and fill defaults; `ConfigError` lists each problem on one
+    line (key, reason, allowed values)."""
+    schema = load_schema(root)
     config = copy.deepcopy(config)
-    try:
-        _with_defaults(jsonschema.Draft202012Validator)(schema).validate(config)
-    except jsonschema.ValidationError as err:
-        key = ".".join(str(p) for p in err.absolute_path) or "<top level>"
-        raise ValueError(f"config key {key}: {err.message}") from err
+    validator = _with_defaults(jsonschema.Draft202012Validator)(schema)
+    errors = sorted(validator.iter_errors(config), key=lambda e: _key(e.absolute_path))
+    if errors:
+        errors = [jsonschema.exceptions.best_match([e]) for e in errors]
+        lines = [describe(e, schema) for e in errors]
+        extra = len(lines) - MAX_ERRORS
+        lines = lines[:MAX_ERRORS] + ([f"... and {extra} more"] if extra > 0 else [])
+        lines += sorted({hint for hint in map(_cli_hint, errors) if hint})
+        raise ConfigError("\n".join(lines))
     return config
 
 
@@ -66,6 +129,16 @@ def load_config(preset: str | None = None, root: Path | None = None) -> dict[str
         if not path.suffix:
             path = root / "presets" / f"{preset}.yaml"
         if not path.is_file():
-            raise FileNotFoundError(f"preset {preset!r}: {path} does not exist")
+            presets = sorted(p.stem for p in (root / "presets").glob("*.yaml"))
+            raise FileNotFoundError(f"preset {preset!r}: {path} does not exist "
+                                    f"(presets: {', '.join(presets)}; or a YAML file's path)")
         config = merge(config, yaml.safe_load(path.read_text()) or {})
     return validate(config, root)
+
+
+def write_config(path: str | Path, config: dict[str, Any]) -> None:
+    """Write a resolved config as YAML, atomically (what `results/<run>/config.yaml` holds)."""
+    from xinc.io import write_text
+
+    header = "# The resolved configuration of this run (config files + schema defaults).\n"
+    write_text(path, header + yaml.safe_dump(dict(config), sort_keys=False))

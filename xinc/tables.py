@@ -8,7 +8,6 @@ PSNR the mean over the frames; FFN: one frame and seed), so n counts models.
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -17,6 +16,7 @@ from typing import Any
 
 import pandas as pd
 
+from xinc.intermediate import read_json
 from xinc.io import write_text
 
 # Supplement Section 6.1, real data (mean PSNR over videos, dB)
@@ -87,8 +87,8 @@ _PART = re.compile(r"(?P<key>[sf])(?P<val>\d+)")
 
 
 def path_fields(path: str | Path) -> dict[str, Any]:
-    """`dataset`, `video`, `frame`, `seed` from a `results/models/{arch}/{ds}/{vid}/[f{f}/]s{s}/`
-    path (only the parts found)."""
+    """`dataset`, `video`, `frame`, `seed` from a
+    `results/<run>/models/{arch}/{ds}/{vid}/[f{f}/]s{s}/` path (only the parts found)."""
     parts = Path(path).parts
     fields: dict[str, Any] = {}
     if "models" in parts:
@@ -107,8 +107,7 @@ def read_metrics(paths: Iterable[str | Path]) -> list[dict[str, Any]]:
     """metrics.json records, completed with the fields their paths encode (record keys win)."""
     records = []
     for path in paths:
-        with open(path, encoding="utf-8") as fh:
-            record = json.load(fh)
+        record = read_json(path)
         records.append({**path_fields(path), **record, "path": str(path)})
     return records
 

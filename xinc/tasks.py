@@ -5,7 +5,6 @@ The rule scripts and the `xinc` command call these; they hold the wiring, not th
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,6 +15,7 @@ import torch
 
 from xinc.canvas import layer_names
 from xinc.device import resolve_device
+from xinc.intermediate import read_intermediate, read_json, read_npy, read_npz
 from xinc.io import save_npz, write_json
 from xinc.models import NeRV, count_params, ffn_coords, import_checkpoint, load_checkpoint
 from xinc.stats import (
@@ -32,8 +32,20 @@ from xinc.train.nerv import evaluate_nerv, nerv_inputs
 LOG = logging.getLogger(__name__)
 
 
-def read_json(path: str | Path) -> dict[str, Any]:
-    return json.loads(Path(path).read_text())
+def load_model(path: str | Path) -> torch.nn.Module:
+    """`load_checkpoint(path)`; a damaged file raises `IntermediateFileError` naming the rule
+    that writes it (for the workflow's own checkpoints), a missing one `FileNotFoundError`."""
+    return read_intermediate(path, _read_checkpoint)
+
+
+def _read_checkpoint(path: Path) -> torch.nn.Module:
+    try:
+        return load_checkpoint(path)
+    except RuntimeError as err:  # the cause; read_intermediate adds the rule that writes it
+        cause = err.__cause__ or err
+        if isinstance(cause, FileNotFoundError):
+            raise cause from None
+        raise ValueError(f"{type(cause).__name__}: {cause}") from err
 
 
 def annotated_index(meta: dict[str, Any], frame: int, source: str | Path) -> int:
@@ -52,8 +64,8 @@ def make_pixel_groups(frames: str | Path, panoptic: str | Path, meta: str | Path
                       gabor_mode: str = "reference") -> None:
     """Groupings (instances, RGB/Gabor k-means, grid cells) of one working-resolution frame."""
     info = read_json(meta)
-    labels = np.load(panoptic, mmap_mode="r")[annotated_index(info, frame, meta)]
-    image = np.load(frames, mmap_mode="r")[frame]
+    labels = read_npy(panoptic, mmap_mode="r")[annotated_index(info, frame, meta)]
+    image = read_npy(frames, mmap_mode="r")[frame]
     groups = pixel_groups(np.asarray(image), np.asarray(labels), k=clusters, grid=tuple(grid),
                           seed=seed, gabor_mode=gabor_mode)
     save_npz(out, **groups)
@@ -95,12 +107,10 @@ def canvas_stats(ckpt: str | Path, groups: str | Path, meta: str | Path, frame: 
                  stats: dict[str, Any], device: str = "auto") -> None:
     """Rule canvas_{nerv,ffn}: statistics of every layer of one model at one frame."""
     info = read_json(meta)
-    model = load_checkpoint(ckpt).to(resolve_device(device))
+    model = load_model(ckpt).to(resolve_device(device))
     height, width = info["working_size"]
-    with np.load(groups, allow_pickle=False) as z:
-        group_maps = {key: z[key] for key in z.files}
     trace_frame(
-        model, group_maps, dict(zip(layers, map(Path, outputs), strict=True)),
+        model, read_npz(groups), dict(zip(layers, map(Path, outputs), strict=True)),
         t=frame_time(model, frame, info, canvas["time_index"]), height=height, width=width,
         mode=canvas["mode"], chunk=canvas["chunk"], bias=canvas["bias"],
         neuron=canvas["neuron"], n_sample=stats["sample_neurons"],
@@ -117,7 +127,7 @@ def pair_stats(ckpt: str | Path, meta: str | Path, frame: int, outputs: Sequence
     Both frames are queried at their training times j/T (raw frames, annotated or not).
     """
     info = read_json(meta)
-    model = load_checkpoint(ckpt).to(resolve_device(device))
+    model = load_model(ckpt).to(resolve_device(device))
     if not isinstance(model, NeRV):
         raise ValueError(f"{ckpt}: contribution change needs a NeRV (one model per video)")
     n_frames = int(model.meta.get("frames") or info["T"])
@@ -139,27 +149,80 @@ def pair_stats(ckpt: str | Path, meta: str | Path, frame: int, outputs: Sequence
             "seed": model.meta.get("seed")})
 
 
-def trace_checkpoint(ckpt: str | Path, out_dir: str | Path, *, frame: int = 0,
+def trace_checkpoint(ckpt: str | Path, out_dir: str | Path, *, frame: int | None = None,
                      layers: Sequence[str] | None = None, grid: Sequence[int] = (4, 8),
                      mode: str = "reference", bias: str = "split",
                      neuron: str = "kernel") -> None:
-    """`xinc trace`: statistics of one checkpoint (grid-cell groupings only) into `out_dir`."""
-    model = load_checkpoint(ckpt)
-    height, width = int(model.meta["height"]), int(model.meta["width"])
-    layers = list(layers or layer_names(model))
+    """`xinc trace`: statistics of one checkpoint (grid-cell groupings only) into `out_dir`.
+
+    `frame` (see `checkpoint_frame`): NeRV 0 … frames − 1 (default 0); FFN the frame it was
+    trained on. `layers` default to all of the model's.
+    """
+    model = load_model(ckpt)
+    height, width = checkpoint_size(model, ckpt)
+    frame = checkpoint_frame(model, frame, ckpt)
+    layers = checked_layers(model, layers, ckpt)
     out_dir = Path(out_dir)
-    if isinstance(model, NeRV) and not model.meta.get("frames"):
-        raise ValueError(f"{ckpt}: the checkpoint does not record its video length (meta 'frames')")
-    t = frame_time(model, frame, {"T": model.meta.get("frames")})
+    out_dir.mkdir(parents=True, exist_ok=True)
+    t = frame_time(model, frame, {"T": model.meta.get("frames")}) if frame is not None else None
     trace_frame(model, grid_groups(height, width, tuple(grid)),
                 {layer: out_dir / f"{layer}.npz" for layer in layers},
                 t=t, height=height, width=width, mode=mode, bias=bias, neuron=neuron,
                 meta={"frame": frame})
 
 
+def checkpoint_size(model: torch.nn.Module, ckpt: str | Path) -> tuple[int, int]:
+    """(height, width) of the frames the checkpoint was trained on, from its meta."""
+    meta = getattr(model, "meta", {})
+    if meta.get("height") is None or meta.get("width") is None:
+        raise ValueError(f"{ckpt}: the checkpoint does not record its frame size (meta "
+                         "'height' and 'width'); rewrite it with xinc.models.import_checkpoint("
+                         "src, dst, meta={'height': H, 'width': W})")
+    return int(meta["height"]), int(meta["width"])
+
+
+def checkpoint_frame(model: torch.nn.Module, frame: int | None, ckpt: str | Path) -> int | None:
+    """The raw frame to trace. NeRV: `frame` (default 0) within 0 … frames − 1 of its meta.
+    FFN: the frame it was trained on (meta `frame`); a different `frame` is an error, and
+    where the checkpoint records none, `frame` (≥ 0) only labels the statistics."""
+    meta = getattr(model, "meta", {})
+    n_frames = meta.get("frames")
+    if isinstance(model, NeRV):
+        if not n_frames:
+            raise ValueError(f"{ckpt}: the checkpoint does not record its video length (meta "
+                             "'frames'); rewrite it with xinc.models.import_checkpoint(src, dst, "
+                             "meta={'frames': T})")
+        frame, n_frames = 0 if frame is None else frame, int(n_frames)
+        if not 0 <= frame < n_frames:
+            raise ValueError(f"{ckpt}: frame {frame} is outside the {n_frames}-frame video the "
+                             f"NeRV was trained on; choose a frame in 0 … {n_frames - 1}")
+        return frame
+    trained = meta.get("frame")
+    if frame is None:
+        return trained
+    if trained is not None and frame != trained:
+        raise ValueError(f"{ckpt}: the FFN was trained on frame {trained}, not frame {frame}; "
+                         f"give frame {trained} or none")
+    if frame < 0 or (n_frames and frame >= n_frames):
+        raise ValueError(f"{ckpt}: frame {frame} is not a frame of the video; give the frame "
+                         "the FFN was trained on (0-based)")
+    return frame
+
+
+def checked_layers(model: torch.nn.Module, layers: Sequence[str] | None,
+                   ckpt: str | Path) -> list[str]:
+    """`layers` (default: all of the model's), each checked to be one of the model's."""
+    names = layer_names(model)
+    for layer in layers or ():
+        if layer not in names:
+            raise ValueError(f"{ckpt}: unknown layer {layer!r} of this "
+                             f"{type(model).__name__}; choose from {', '.join(names)}")
+    return list(layers or names)
+
+
 def load_nerv_frames(path: str | Path) -> np.ndarray:
     """NeRV targets float32 [T, H, W, 3]: the bicubic float frames, or 8-bit frames / 255."""
-    frames = np.load(path)
+    frames = read_npy(path)
     return frames.astype(np.float32) / 255.0 if frames.dtype == np.uint8 else frames
 
 
@@ -186,7 +249,7 @@ def import_model(arch: str, src: str | Path, frames: str | Path, meta: str | Pat
             t, targets = nerv_inputs(load_nerv_frames(frames))
             score = evaluate_nerv(model, t.to(dev), targets.to(dev))
         else:
-            image = np.load(frames, mmap_mode="r")[frame]
+            image = read_npy(frames, mmap_mode="r")[frame]
             h, w = image.shape[:2]
             coords = ffn_coords(h, w, model.cfg.coords).to(dev)
             score = evaluate_ffn(model, coords, ffn_target(np.asarray(image)).to(dev))

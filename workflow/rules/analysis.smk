@@ -8,9 +8,9 @@ rule pixel_groups:
         panoptic=work_file("panoptic.npy"),
         meta=work_file("meta.json"),
     output:
-        groups="results/pixel_groups/{arch}/{ds}/{vid}/f{f}.npz",
+        groups=f"{RESULTS}/pixel_groups/{{arch}}/{{ds}}/{{vid}}/f{{f}}.npz",
     log:
-        "logs/canvas/pixel_groups/{arch}/{ds}/{vid}/f{f}.log",
+        f"{LOGS}/pixel_groups/{{arch}}/{{ds}}/{{vid}}/f{{f}}.log",
     conda:
         "../../envs/xinc.yaml"
     params:

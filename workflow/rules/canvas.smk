@@ -4,18 +4,18 @@
 
 rule canvas_nerv:
     input:
-        ckpt="results/models/nerv/{ds}/{vid}/s{seed}/ckpt.pt",
-        groups="results/pixel_groups/nerv/{ds}/{vid}/f{f}.npz",
+        ckpt=f"{RESULTS}/models/nerv/{{ds}}/{{vid}}/s{{seed}}/ckpt.pt",
+        groups=f"{RESULTS}/pixel_groups/nerv/{{ds}}/{{vid}}/f{{f}}.npz",
         meta=work_file("meta.json"),
     output:
         stats=expand(
-            "results/stats/nerv/{{ds}}/{{vid}}/s{{seed}}/f{{f}}/{layer}.npz",
+            f"{RESULTS}/stats/nerv/{{{{ds}}}}/{{{{vid}}}}/s{{{{seed}}}}/f{{{{f}}}}/{{layer}}.npz",
             layer=LAYERS["nerv"],
         ),
     log:
-        "logs/canvas/nerv/{ds}/{vid}/s{seed}/f{f}.log",
+        f"{LOGS}/canvas/nerv/{{ds}}/{{vid}}/s{{seed}}/f{{f}}.log",
     benchmark:
-        "benchmarks/canvas/nerv/{ds}/{vid}/s{seed}/f{f}.tsv"
+        f"{BENCHMARKS}/canvas/nerv/{{ds}}/{{vid}}/s{{seed}}/f{{f}}.tsv"
     conda:
         "../../envs/xinc.yaml"
     threads: 2
@@ -33,18 +33,18 @@ rule canvas_nerv:
 
 rule canvas_ffn:
     input:
-        ckpt="results/models/ffn/{ds}/{vid}/f{f}/s{seed}/ckpt.pt",
-        groups="results/pixel_groups/ffn/{ds}/{vid}/f{f}.npz",
+        ckpt=f"{RESULTS}/models/ffn/{{ds}}/{{vid}}/f{{f}}/s{{seed}}/ckpt.pt",
+        groups=f"{RESULTS}/pixel_groups/ffn/{{ds}}/{{vid}}/f{{f}}.npz",
         meta=work_file("meta.json"),
     output:
         stats=expand(
-            "results/stats/ffn/{{ds}}/{{vid}}/s{{seed}}/f{{f}}/{layer}.npz",
+            f"{RESULTS}/stats/ffn/{{{{ds}}}}/{{{{vid}}}}/s{{{{seed}}}}/f{{{{f}}}}/{{layer}}.npz",
             layer=LAYERS["ffn"],
         ),
     log:
-        "logs/canvas/ffn/{ds}/{vid}/s{seed}/f{f}.log",
+        f"{LOGS}/canvas/ffn/{{ds}}/{{vid}}/s{{seed}}/f{{f}}.log",
     benchmark:
-        "benchmarks/canvas/ffn/{ds}/{vid}/s{seed}/f{f}.tsv"
+        f"{BENCHMARKS}/canvas/ffn/{{ds}}/{{vid}}/s{{seed}}/f{{f}}.tsv"
     conda:
         "../../envs/xinc.yaml"
     threads: 2
@@ -62,17 +62,17 @@ rule canvas_ffn:
 
 rule pair_stats:
     input:
-        ckpt="results/models/nerv/{ds}/{vid}/s{seed}/ckpt.pt",
+        ckpt=f"{RESULTS}/models/nerv/{{ds}}/{{vid}}/s{{seed}}/ckpt.pt",
         meta=work_file("meta.json"),
     output:
         delta=expand(
-            "results/pair/nerv/{{ds}}/{{vid}}/s{{seed}}/t{{t}}/{layer}.npz",
+            f"{RESULTS}/pair/nerv/{{{{ds}}}}/{{{{vid}}}}/s{{{{seed}}}}/t{{{{t}}}}/{{layer}}.npz",
             layer=LAYERS["nerv"],
         ),
     log:
-        "logs/pair/nerv/{ds}/{vid}/s{seed}/t{t}.log",
+        f"{LOGS}/pair/nerv/{{ds}}/{{vid}}/s{{seed}}/t{{t}}.log",
     benchmark:
-        "benchmarks/pair/nerv/{ds}/{vid}/s{seed}/t{t}.tsv"
+        f"{BENCHMARKS}/pair/nerv/{{ds}}/{{vid}}/s{{seed}}/t{{t}}.tsv"
     conda:
         "../../envs/xinc.yaml"
     threads: 2

@@ -1,12 +1,13 @@
 # Data: the embedded synthetic datasets, the common per-video format, the working resolution.
+# Folders are named by what determines them (common.smk), not by the run.
 
 
 rule synth_dataset:
     output:
-        root=directory("data/synthetic/{ds}"),
-        truth="data/synthetic/{ds}.truth.npz",
+        root=directory(f"{SYNTH}/{{ds}}"),
+        truth=f"{SYNTH}/{{ds}}.truth.npz",
     log:
-        "logs/data/synth_dataset/{ds}.log",
+        f"logs/data/synth_dataset/{SYNTH_TAG}/{{ds}}.log",
     conda:
         "../../envs/xinc.yaml"
     params:
@@ -20,12 +21,12 @@ rule prepare_video:
     input:
         root=dataset_root,
     output:
-        frames="data/prepared/{ds}/{vid}/frames.npy",
-        panoptic="data/prepared/{ds}/{vid}/panoptic.npy",
-        segments="data/prepared/{ds}/{vid}/segments.csv",
-        meta="data/prepared/{ds}/{vid}/meta.json",
+        frames="data/prepared/{ds}/{variant}/{vid}/frames.npy",
+        panoptic="data/prepared/{ds}/{variant}/{vid}/panoptic.npy",
+        segments="data/prepared/{ds}/{variant}/{vid}/segments.csv",
+        meta="data/prepared/{ds}/{variant}/{vid}/meta.json",
     log:
-        "logs/data/prepare_video/{ds}/{vid}.log",
+        "logs/data/prepare_video/{ds}/{variant}/{vid}.log",
     conda:
         "../../envs/xinc.yaml"
     params:
@@ -41,13 +42,13 @@ rule working_res:
         segments=rules.prepare_video.output.segments,
         meta=rules.prepare_video.output.meta,
     output:
-        frames_bicubic=work_file("frames_bicubic.npy"),
-        frames_pil=work_file("frames_pil.npy"),
-        panoptic=work_file("panoptic.npy"),
-        segments=work_file("segments.csv"),
-        meta=work_file("meta.json"),
+        frames_bicubic=f"data/work/{{ds}}/{{variant}}/{{vid}}/{WORK}/frames_bicubic.npy",
+        frames_pil=f"data/work/{{ds}}/{{variant}}/{{vid}}/{WORK}/frames_pil.npy",
+        panoptic=f"data/work/{{ds}}/{{variant}}/{{vid}}/{WORK}/panoptic.npy",
+        segments=f"data/work/{{ds}}/{{variant}}/{{vid}}/{WORK}/segments.csv",
+        meta=f"data/work/{{ds}}/{{variant}}/{{vid}}/{WORK}/meta.json",
     log:
-        f"logs/data/working_res/{{ds}}/{{vid}}/{WORK}.log",
+        f"logs/data/working_res/{{ds}}/{{variant}}/{{vid}}/{WORK}.log",
     conda:
         "../../envs/xinc.yaml"
     params:

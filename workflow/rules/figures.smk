@@ -6,14 +6,14 @@ rule fig03:
         stats=figure_stats,
     output:
         png=report(
-            "results/figures/fig03.png",
+            f"{RESULTS}/figures/fig03.png",
             caption="../report/fig03.rst",
             category="Figures",
             labels={"figure": "Fig 3", "content": "sample contribution maps"},
         ),
-        csv="results/figures/fig03.csv",
+        csv=f"{RESULTS}/figures/fig03.csv",
     log:
-        "logs/figures/fig03.log",
+        f"{LOGS}/figures/fig03.log",
     conda:
         "../../envs/xinc.yaml"
     params:
@@ -28,14 +28,14 @@ rule fig04:
         stats=figure_stats,
     output:
         png=report(
-            "results/figures/fig04.png",
+            f"{RESULTS}/figures/fig04.png",
             caption="../report/fig04.rst",
             category="Figures",
             labels={"figure": "Fig 4", "content": "grouping variance"},
         ),
-        csv="results/figures/fig04.csv",
+        csv=f"{RESULTS}/figures/fig04.csv",
     log:
-        "logs/figures/fig04.log",
+        f"{LOGS}/figures/fig04.log",
     conda:
         "../../envs/xinc.yaml"
     params:
@@ -50,15 +50,15 @@ rule fig06:
         stats=figure_stats,
     output:
         png=report(
-            "results/figures/fig06.png",
+            f"{RESULTS}/figures/fig06.png",
             caption="../report/fig06.rst",
             category="Figures",
             labels={"figure": "Fig 6", "content": "pixels per neuron"},
         ),
-        csv="results/figures/fig06.csv",
-        summary="results/figures/fig06_summary.csv",
+        csv=f"{RESULTS}/figures/fig06.csv",
+        summary=f"{RESULTS}/figures/fig06_summary.csv",
     log:
-        "logs/figures/fig06.log",
+        f"{LOGS}/figures/fig06.log",
     conda:
         "../../envs/xinc.yaml"
     params:

@@ -6,7 +6,7 @@ rule table_s1:
         metrics=all_model_metrics(),
     output:
         csv=report(
-            "results/tables/table_s1.csv",
+            f"{RESULTS}/tables/table_s1.csv",
             caption="../report/table_s1.rst",
             category="Tables",
             labels={
@@ -15,7 +15,7 @@ rule table_s1:
             },
         ),
     log:
-        "logs/tables/table_s1.log",
+        f"{LOGS}/tables/table_s1.log",
     conda:
         "../../envs/xinc.yaml"
     script:

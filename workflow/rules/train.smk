@@ -11,10 +11,10 @@ if config["pretrained"]["nerv"]:
             frames=nerv_frames,
             meta=work_file("meta.json"),
         output:
-            ckpt="results/models/nerv/{ds}/{vid}/s{seed}/ckpt.pt",
-            metrics="results/models/nerv/{ds}/{vid}/s{seed}/metrics.json",
+            ckpt=f"{RESULTS}/models/nerv/{{ds}}/{{vid}}/s{{seed}}/ckpt.pt",
+            metrics=f"{RESULTS}/models/nerv/{{ds}}/{{vid}}/s{{seed}}/metrics.json",
         log:
-            "logs/train/nerv/{ds}/{vid}/s{seed}.log",
+            f"{LOGS}/train/nerv/{{ds}}/{{vid}}/s{{seed}}.log",
         conda:
             "../../envs/xinc.yaml"
         params:
@@ -30,12 +30,12 @@ else:
             frames=nerv_frames,
             meta=work_file("meta.json"),
         output:
-            ckpt="results/models/nerv/{ds}/{vid}/s{seed}/ckpt.pt",
-            metrics="results/models/nerv/{ds}/{vid}/s{seed}/metrics.json",
+            ckpt=f"{RESULTS}/models/nerv/{{ds}}/{{vid}}/s{{seed}}/ckpt.pt",
+            metrics=f"{RESULTS}/models/nerv/{{ds}}/{{vid}}/s{{seed}}/metrics.json",
         log:
-            "logs/train/nerv/{ds}/{vid}/s{seed}.log",
+            f"{LOGS}/train/nerv/{{ds}}/{{vid}}/s{{seed}}.log",
         benchmark:
-            "benchmarks/train/nerv/{ds}/{vid}/s{seed}.tsv"
+            f"{BENCHMARKS}/train/nerv/{{ds}}/{{vid}}/s{{seed}}.tsv"
         conda:
             "../../envs/xinc.yaml"
         threads: 1
@@ -58,10 +58,10 @@ if config["pretrained"]["ffn"]:
             frames=work_file("frames_pil.npy"),
             meta=work_file("meta.json"),
         output:
-            ckpt="results/models/ffn/{ds}/{vid}/f{f}/s{seed}/ckpt.pt",
-            metrics="results/models/ffn/{ds}/{vid}/f{f}/s{seed}/metrics.json",
+            ckpt=f"{RESULTS}/models/ffn/{{ds}}/{{vid}}/f{{f}}/s{{seed}}/ckpt.pt",
+            metrics=f"{RESULTS}/models/ffn/{{ds}}/{{vid}}/f{{f}}/s{{seed}}/metrics.json",
         log:
-            "logs/train/ffn/{ds}/{vid}/f{f}/s{seed}.log",
+            f"{LOGS}/train/ffn/{{ds}}/{{vid}}/f{{f}}/s{{seed}}.log",
         conda:
             "../../envs/xinc.yaml"
         params:
@@ -78,15 +78,15 @@ else:
             name:
                 f"train_ffn_{ds}"
             input:
-                frames=f"data/work/{ds}/{{vid}}/{WORK}/frames_pil.npy",
-                meta=f"data/work/{ds}/{{vid}}/{WORK}/meta.json",
+                frames=work_path(ds, "{vid}", "frames_pil.npy"),
+                meta=work_path(ds, "{vid}", "meta.json"),
             output:
                 ckpts=ffn_batch_outputs(ds, "ckpt.pt"),
                 metrics=ffn_batch_outputs(ds, "metrics.json"),
             log:
-                f"logs/train/ffn/{ds}/{{vid}}.log",
+                f"{LOGS}/train/ffn/{ds}/{{vid}}.log",
             benchmark:
-                f"benchmarks/train/ffn/{ds}/{{vid}}.tsv"
+                f"{BENCHMARKS}/train/ffn/{ds}/{{vid}}.tsv"
             conda:
                 "../../envs/xinc.yaml"
             threads: 1
@@ -94,7 +94,7 @@ else:
                 mem_mb=2000,
                 runtime=120,
             params:
-                frames=analysed_frames(ds),
+                frames=ANALYSED_FRAMES[ds],
                 seeds=SEEDS,
                 model=config["models"]["ffn"],
                 train=config["train"]["ffn"],

@@ -7,12 +7,13 @@ from _rule import start
 
 start(snakemake)
 
+from xinc.intermediate import read_npy
 from xinc.tasks import read_json
 from xinc.train import train_ffn_batch
 
 torch.set_num_threads(snakemake.threads)
 meta = read_json(snakemake.input.meta)
-frames = np.load(snakemake.input.frames, mmap_mode="r")
+frames = read_npy(snakemake.input.frames, mmap_mode="r")
 frame_ids = list(snakemake.params.frames)
 train_ffn_batch(
     np.ascontiguousarray(frames[frame_ids]),

@@ -290,6 +290,22 @@ def frame_totals(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return totals
 
 
+def check_arguments(preset: str, nerv_layers: Sequence[str], naive_layers: Sequence[str],
+                    ffn_layers: Sequence[str], cases: Sequence[str], repeats: int) -> None:
+    """Refuse unknown presets, layers and cases, and repeats < 1, before anything runs."""
+    if preset != "paper":
+        raise ValueError(f"unknown preset {preset!r}; expected 'paper'")
+    for what, given, known in (("case", cases, CASES), ("NeRV layer", nerv_layers, NERV_LAYERS),
+                               ("NeRV layer", naive_layers, NERV_LAYERS),
+                               ("FFN layer", ffn_layers, FFN_LAYERS)):
+        for value in given:
+            if value not in known:
+                raise ValueError(f"unknown {what} {value!r}; expected some of "
+                                 f"{', '.join(known)}")
+    if repeats < 1:
+        raise ValueError(f"repeats must be ≥ 1, not {repeats}")
+
+
 def run(preset: str = "paper", *, nerv_layers: Sequence[str] = NERV_LAYERS,
         naive_layers: Sequence[str] = NERV_LAYERS,
         ffn_layers: Sequence[str] = FFN_LAYERS, cases: Sequence[str] = CASES,
@@ -298,12 +314,12 @@ def run(preset: str = "paper", *, nerv_layers: Sequence[str] = NERV_LAYERS,
     `naive_layers` limits the naive NeRV baseline (block 1 needs ≈ 12 GiB)."""
     from xinc.device import describe_device, resolve_device
 
-    if preset != "paper":
-        raise ValueError(f"unknown preset {preset!r}; expected 'paper'")
+    check_arguments(preset, nerv_layers, naive_layers, ffn_layers, cases, repeats)
     try:
         dev = resolve_device(device)
     except RuntimeError as err:
-        raise ValueError(f"{err}: run the canvas benchmark with device 'cpu'") from err
+        raise ValueError(f"device {str(device)!r} is not usable here ({err}); run the canvas "
+                         "benchmark with device 'cpu'") from err
     rows = []
     for arch, layers in (("nerv", nerv_layers), ("ffn", ffn_layers)):
         for case in cases:

@@ -68,9 +68,17 @@ def run(
     if kind not in KINDS:
         raise ValueError(f"unknown benchmark {kind!r}; expected one of {KINDS}")
     height, width = (int(v) for v in size)
-    if min(frames, epochs, steps, repeats) < 1:
-        raise ValueError("frames, epochs, steps and repeats must be ≥ 1")
-    dev = resolve_device(device)
+    if min(frames, epochs, steps, repeats, height, width) < 1:
+        raise ValueError("frames, epochs, steps, repeats and the size must be ≥ 1")
+    if min(batch_models, default=0) < 0:
+        raise ValueError(f"batch_models must be ≥ 0 (0 = automatic), not {list(batch_models)}")
+    if threads is not None and threads < 1:
+        raise ValueError(f"threads must be ≥ 1, not {threads}")
+    try:
+        dev = resolve_device(device)
+    except RuntimeError as err:
+        raise ValueError(f"device {str(device)!r} is not usable here ({err}); run the training "
+                         "benchmark with device 'cpu' or 'auto'") from err
     with num_threads(threads), tempfile.TemporaryDirectory(prefix="xinc-bench-") as tmp:
         if kind == "nerv":
             settings = (

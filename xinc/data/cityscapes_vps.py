@@ -18,7 +18,7 @@ from xinc.data.common import VideoSource, category_lut, layout_error, read_json,
 
 DATASET = "cityscapes_vps"
 SPLIT = "val"
-FPS = 17.0
+FPS = 17.0  # Cityscapes records video at 17 Hz
 SNIPPET_LENGTH = 30
 FIRST_ANNOTATED = 4
 ANNOTATION_STEP = 5

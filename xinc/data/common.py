@@ -29,7 +29,7 @@ class VideoSource:
     dataset: str
     video: str
     split: str
-    fps: float
+    fps: float | None  # frames per second as the dataset documents it; None: undocumented
     root: Path
     frame_paths: tuple[Path, ...]
     annotated_t: tuple[int, ...]

@@ -1,4 +1,5 @@
-"""Official layout -> common per-video format `data/prepared/{ds}/{vid}/` (docs/formats.md §2)."""
+"""Official layout -> common per-video format `data/prepared/{ds}/<variant>/{vid}/`
+(docs/formats.md §2)."""
 
 from __future__ import annotations
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -12,6 +11,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from xinc.data.common import segments_table
+from xinc.intermediate import read_json, read_npy
 from xinc.io import save_npy, write_json, write_text
 
 
@@ -88,11 +88,12 @@ def resize_pil(frames: np.ndarray, size: Sequence[int]) -> np.ndarray:
 def working_resolution(
     prepared_dir: str | Path, out_dir: str | Path, height: int, width: int
 ) -> None:
-    """Write `data/work/{ds}/{vid}/{H}x{W}/` (docs/formats.md §3) from a prepared video."""
+    """Write `data/work/{ds}/<variant>/{vid}/{H}x{W}/` (docs/formats.md §3) from a prepared
+    video."""
     prepared_dir, out_dir = Path(prepared_dir), Path(out_dir)
-    meta = json.loads((prepared_dir / "meta.json").read_text())
-    frames = np.load(prepared_dir / "frames.npy")
-    panoptic = resize_nearest(np.load(prepared_dir / "panoptic.npy"), (height, width))
+    meta = read_json(prepared_dir / "meta.json")
+    frames = read_npy(prepared_dir / "frames.npy")
+    panoptic = resize_nearest(read_npy(prepared_dir / "panoptic.npy"), (height, width))
     save_npy(out_dir / "frames_bicubic.npy", resize_bicubic(frames, (height, width)))
     save_npy(out_dir / "frames_pil.npy", resize_pil(frames, (height, width)))
     save_npy(out_dir / "panoptic.npy", panoptic.astype(np.int32))

@@ -300,13 +300,20 @@ WRITERS = {"cityscapes_vps": _write_cityscapes, "vipseg": _write_vipseg}
 
 def generate(dataset: str, out_dir: str | Path, truth_path: str | Path, *, seed: int,
              scale: str) -> None:
-    """Write the synthetic `dataset` at `out_dir` (replacing it) and its truth npz at
-    `truth_path`. The tree is built in a temporary sibling folder and renamed at the end."""
+    """Write the synthetic `dataset` at `out_dir` and its truth npz at `truth_path`.
+
+    `out_dir` must be new, empty or an earlier output of `generate` (it holds the marker
+    `xinc_synthetic.json`), and `truth_path` new or an earlier truth file: anything else is
+    refused (ValueError) before anything is written. The tree is built in a hidden sibling
+    folder and moved into place at the end.
+    """
     if dataset not in WRITERS:
         raise ValueError(f"unknown dataset {dataset!r}; expected one of {tuple(WRITERS)}")
     if scale not in SCALES:
         raise ValueError(f"unknown scale {scale!r}; expected one of {tuple(SCALES)}")
-    out_dir = Path(out_dir)
+    out_dir, truth_path = Path(out_dir).resolve(), Path(truth_path).resolve()
+    check_dataset_folder(out_dir)
+    check_truth_path(truth_path, out_dir)
     tmp = out_dir.parent / f".{out_dir.name}.{os.getpid()}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
@@ -316,12 +323,62 @@ def generate(dataset: str, out_dir: str | Path, truth_path: str | Path, *, seed:
         seeds = np.random.SeedSequence(int(seed)).spawn(len(SYNTH_VIDEOS[dataset]))
         truth, info = WRITERS[dataset](tmp, SCALES[scale][dataset], seeds)
         (tmp / SYNTHETIC_MARKER).write_text(json.dumps(provenance, indent=2) + "\n")
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        os.replace(tmp, out_dir)
+        _move_into_place(tmp, out_dir)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     _save_truth(truth_path, {**truth, "meta_json": json.dumps({**provenance, "videos": info})})
+
+
+def check_dataset_folder(out_dir: Path) -> None:
+    """Refuse an `out_dir` that holds anything but an earlier output of `generate`."""
+    if not out_dir.exists():
+        return
+    if not out_dir.is_dir():
+        raise ValueError(f"{out_dir}: exists and is not a folder; choose an empty or new folder "
+                         "for the synthetic dataset")
+    if (out_dir / SYNTHETIC_MARKER).is_file() or not any(out_dir.iterdir()):
+        return
+    raise ValueError(f"{out_dir}: the folder holds files not written by the synthetic generator "
+                     f"(no {SYNTHETIC_MARKER}) and would be emptied; choose an empty or new "
+                     "folder")
+
+
+def check_truth_path(truth_path: Path, out_dir: Path) -> None:
+    """Refuse a truth path inside the dataset tree, or one holding another file."""
+    if truth_path == out_dir or out_dir in truth_path.parents:
+        raise ValueError(f"{truth_path}: the ground truth lies inside the dataset folder "
+                         f"{out_dir}; put it beside the folder (e.g. {out_dir}.truth.npz)")
+    if truth_path.exists() and not is_truth_file(truth_path):
+        raise ValueError(f"{truth_path}: exists and is not a ground-truth file of the synthetic "
+                         "generator (an npz with its meta_json); choose a new truth path")
+
+
+def is_truth_file(path: Path) -> bool:
+    """Whether `path` is a ground-truth npz written by `generate` (its meta_json names the
+    generator version)."""
+    try:
+        with zipfile.ZipFile(path) as archive, archive.open("meta_json.npy") as member:
+            meta = json.loads(str(np.lib.format.read_array(member)))
+    except (OSError, EOFError, KeyError, ValueError, zipfile.BadZipFile):
+        return False
+    return isinstance(meta, dict) and "generator_version" in meta
+
+
+def _move_into_place(tmp: Path, out_dir: Path) -> None:
+    """Rename the finished tree onto a new `out_dir`; an existing one (empty or ours; it may be
+    the working directory) is kept and its contents replaced, its marker last."""
+    if not out_dir.exists():
+        os.replace(tmp, out_dir)
+        return
+    for old in out_dir.iterdir():
+        if old.name == SYNTHETIC_MARKER:
+            continue
+        if old.is_dir() and not old.is_symlink():
+            shutil.rmtree(old)
+        else:
+            old.unlink()
+    for new in sorted(tmp.iterdir(), key=lambda p: p.name == SYNTHETIC_MARKER):
+        os.replace(new, out_dir / new.name)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -333,7 +390,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--scale", choices=tuple(SCALES), default="tiny")
     args = parser.parse_args(argv)
-    generate(args.dataset, args.out_dir, args.truth, seed=args.seed, scale=args.scale)
+    try:
+        generate(args.dataset, args.out_dir, args.truth, seed=args.seed, scale=args.scale)
+    except (OSError, ValueError) as err:
+        parser.error(str(err))
 
 
 if __name__ == "__main__":

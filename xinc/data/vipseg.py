@@ -16,7 +16,7 @@ import numpy as np
 from xinc.data.common import VideoSource, category_lut, layout_error, read_json, remap
 
 DATASET = "vipseg"
-FPS = 5.0
+FPS: float | None = None  # VIPSeg documents no frame rate (datasets.md §1.2 only infers ≈ 5 fps)
 SPLITS = ("train", "val", "test")
 CATEGORIES_JSON = "panoVIPSeg_categories.json"
 STUFF_LIMIT = 125

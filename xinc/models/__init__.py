@@ -54,6 +54,20 @@ def save_checkpoint(path: str | Path, model: nn.Module, meta: dict[str, Any]) ->
     tmp.replace(path)
 
 
+# what `load_checkpoint` says it reads when a file cannot be read
+READABLE = (
+    "xinc reads its own checkpoints (xinc.models.save_checkpoint), the authors' HNeRV .pth files "
+    "and image_inr (PyTorch Lightning) .ckpt files, all written by torch.save: check that the "
+    "path names one of these and that the file was copied completely"
+)
+
+
+def _first_line(err: Exception) -> str:
+    """The first line of an error's message (torch's can run to a page), or its type."""
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
+
+
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu", *,
                     arch: str | None = None, fc_hw: tuple[int, int] | list[int] | None = None,
                     settings: dict[str, Any] | None = None, strict: bool = True) -> nn.Module:
@@ -65,13 +79,14 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu", 
     `arch`, `fc_hw` (NeRV stem grid, default: 1:2 aspect, e.g. 8×16), `settings` (NeRVConfig /
     FFNConfig fields that weights cannot tell, e.g. `pe_base`, `out`) and `strict` (False:
     skip unknown keys with a warning) apply to them only. `.meta` of an imported model holds
-    `source: "authors"`, `path`, `format` and, when stored, `epoch` / `global_step`.
+    `source: "authors"`, `path`, `format` and, when stored, `epoch` / `global_step`. A file
+    that cannot be read raises `RuntimeError` naming it, the cause and the formats above.
     """
     try:
         payload = read_checkpoint(path, map_location)
     except Exception as err:  # noqa: BLE001 - re-raised with the file name and the fix
         raise RuntimeError(
-            f"{path}: not a readable xinc checkpoint ({err}); delete it and rerun training"
+            f"{path}: cannot be read as a model checkpoint ({_first_line(err)}); {READABLE}"
         ) from err
     if isinstance(payload, dict) and "arch" in payload and "config" in payload:
         model = build_model(payload["arch"], payload["config"])

@@ -2,7 +2,8 @@
 
 Each figure module (`fig03`, `fig04`, `fig06`, ...) has a `render(inputs, png_path, csv_path,
 **options)` function. `inputs` is a sequence of :class:`StatsInput` (or plain paths, whose labels
-are parsed from the standard layout `results/stats/{arch}/{ds}/{vid}/s{seed}/f{f}/{layer}.npz`).
+are parsed from the standard layout
+`results/<run>/stats/{arch}/{ds}/{vid}/s{seed}/f{f}/{layer}.npz`).
 Every figure writes the image and a CSV holding exactly the numbers drawn; both are byte-for-byte
 reproducible for the same inputs.
 
@@ -18,6 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from xinc.intermediate import read_intermediate
 
 __all__ = ["StatsInput", "as_inputs", "groups_in_order", "pair_inputs", "read_stats"]
 
@@ -106,16 +109,16 @@ def read_stats(path: str | Path, keys: Sequence[str] | None = None) -> dict[str,
 
     Only the requested members are decompressed; missing keys are simply absent from the result.
     """
-    out: dict[str, Any] = {}
-    with np.load(Path(path), allow_pickle=False) as z:
-        names = z.files if keys is None else [k for k in keys if k in z.files]
-        for name in names:
-            out[name] = z[name]
-        if "meta_json" in z.files:
-            out["meta"] = json.loads(str(z["meta_json"]))
-        else:
-            out["meta"] = {}
-    return out
+    def read(file: Path) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        with np.load(file, allow_pickle=False) as z:
+            names = z.files if keys is None else [k for k in keys if k in z.files]
+            for name in names:
+                out[name] = z[name]
+            out["meta"] = json.loads(str(z["meta_json"])) if "meta_json" in z.files else {}
+        return out
+
+    return read_intermediate(path, read)
 
 
 def groups_in_order(inputs: Sequence[StatsInput]) -> dict[tuple, list[StatsInput]]:

@@ -18,8 +18,13 @@ three times; the maps are recomputed, never stored):
   (`update_pixels`) counts |C_n(p)| > τ_a directly: `needs_pixel_pass` says which, and
   `frame_stats` then calls the chunk factory a third time.
 
-Sums over pixels are accumulated in the maps' dtype (float32: relative error ≈ 1e-6) and stored
-as float64; the heat is accumulated over chunks in float64.
+Every sum over pixels (T_n, the group sums, the pools) and the heat are accumulated in float64,
+from a float64 copy of |C| (exact for float32 maps): they equal a float64 computation on the same
+maps up to float64 rounding, whatever the summation order. This matters for v_n
+(`xinc.stats.variance`): a neuron spread almost evenly over the groups has S ≈ E, and float32
+sums (relative error ≈ 1e-7) gave v_n errors from 1e-3 up to tens of percent. Groupings without
+a grid layout are summed by `scatter_add_` by label, grids and pools by reshaping; on the CPU
+the copy is made `WIDE_BYTES` at a time, so that the sums read it from the cache.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ import torch
 from torch import nn
 
 from xinc.canvas import canvas_size, iter_canvas, n_neurons
+from xinc.intermediate import read_intermediate
 from xinc.io import save_npz
 from xinc.models.nerv import NeRV
 from xinc.stats.groupings import grid_groups
@@ -46,6 +52,7 @@ TAU_AREAS = {"10": 0.1, "50": 0.5}  # key suffix → mass fraction a of τ_a
 VALUE_LEVELS = np.linspace(0.0, 1.0, 2001)
 FEATURE_GROUPINGS = ("gabor", "rgb")
 POOL = 16
+WIDE_BYTES = 4 << 20  # float64 |C| rows summed at a time on the CPU (`FrameStats.update`)
 AMBIGUOUS_CAP = 1 << 23  # (pixel, value) pairs kept in pass 2 for neurons_per_pixel (≤ 64 MiB)
 
 
@@ -121,7 +128,7 @@ class FrameStats:
         self._pair_fill = dict.fromkeys(TAU_AREAS, 0)
         self._finished = False
         self._heat: torch.Tensor | None = None
-        self._onehot: torch.Tensor | None = None
+        self._index: dict[str, torch.Tensor] = {}  # labels [H·W] of `_label_sums`
         self._work = Workspaces()
         self._threshold: torch.Tensor | None = None
 
@@ -140,60 +147,66 @@ class FrameStats:
         flat = maps.reshape(maps.shape[0], -1)
         return torch.abs(flat, out=self._work.get("abs", tuple(flat.shape), flat))
 
-    def _group_matrix(self, like: torch.Tensor) -> torch.Tensor:
-        """One-hot [H·W, Σ_g G_g] of the groupings without a grid layout, side by side, in the
-        maps' dtype/device."""
-        if self._onehot is None:
-            cols, offset = [], 0
-            for g, lab in self.labels.items():
-                if self.layouts[g] is None:
-                    cols.append(lab.ravel() + offset)
-                    offset += len(self.areas[g])
-            onehot = torch.zeros(self.height * self.width, offset, dtype=like.dtype)
-            rows = torch.arange(self.height * self.width)
-            for c in cols:
-                onehot[rows, torch.from_numpy(c)] = 1
-            self._onehot = onehot.to(like.device)
-        return self._onehot
+    def _wide(self, flat: torch.Tensor) -> torch.Tensor:
+        """`flat` as float64 (a reused workspace unless it already is): every sum over pixels
+        reads this copy, so sums do not depend on the summation order beyond float64 rounding."""
+        if flat.dtype == torch.float64:
+            return flat
+        return self._work.get("wide", tuple(flat.shape), flat, torch.float64).copy_(flat)
 
-    def _grid_sums(self, flat: torch.Tensor, kind: str, sh: int, sw: int) -> torch.Tensor:
+    def _label_sums(self, wide: torch.Tensor, name: str) -> torch.Tensor:
+        """Group sums [n, G] of a grouping without a grid layout: `scatter_add_` of the float64
+        values by label (one pass, whatever G; a one-hot GEMM costs G multiply-adds a value)."""
+        if name not in self._index:
+            labels = torch.from_numpy(self.labels[name].ravel().astype(np.int64))
+            self._index[name] = labels.to(wide.device)
+        sums = wide.new_zeros(wide.shape[0], len(self.areas[name]))
+        return sums.scatter_add_(1, self._index[name].expand_as(wide), wide)
+
+    def _grid_sums(self, wide: torch.Tensor, kind: str, sh: int, sw: int) -> torch.Tensor:
         """Group sums [n, sh·sw] of a grid grouping by reshaping (labels row-major); rows
         first, then columns (two reductions over one axis are several times faster here than
         one over two)."""
-        n, bh, bw = flat.shape[0], self.height // sh, self.width // sw
+        n, bh, bw = wide.shape[0], self.height // sh, self.width // sw
         if kind == "lattice":  # label (y mod sh, x mod sw)
-            rows = flat.view(n, bh, sh * self.width).sum(1)
+            rows = wide.view(n, bh, sh * self.width).sum(1)
             return rows.view(n, sh, bw, sw).sum(2).reshape(n, -1)
-        rows = flat.view(n, sh, bh, self.width).sum(2)
+        rows = wide.view(n, sh, bh, self.width).sum(2)
         return rows.view(n, sh, sw, bw).sum(3).reshape(n, -1)
+
+    def _pools(self, wide: torch.Tensor) -> torch.Tensor:
+        """Means [n, pools] of the POOL×POOL blocks (the frame cropped to whole blocks)."""
+        ph, pw = self.pool_shape
+        crop = wide.view(-1, self.height, self.width)[:, :ph * POOL, :pw * POOL]
+        pooled = crop.unflatten(1, (ph, POOL)).sum(2).unflatten(2, (pw, POOL)).sum(3)
+        return pooled.reshape(len(wide), -1) / POOL**2
+
+    def _sums(self, idx: np.ndarray, flat: torch.Tensor) -> None:
+        """T, the group sums, the pools and the heat of the rows `flat` (neurons `idx`), all
+        from one float64 copy."""
+        wide = self._wide(flat)
+        self.total[idx] = wide.sum(1).cpu().numpy()
+        for g, layout in self.layouts.items():
+            sums = self._label_sums(wide, g) if layout is None else self._grid_sums(wide, *layout)
+            self.group_sums[g][idx] = sums.cpu().numpy()
+        if self.pools.shape[1]:
+            self.pools[idx] = self._pools(wide).cpu().numpy()
+        heat = wide.sum(0)
+        self._heat = heat if self._heat is None else self._heat.add_(heat)
 
     @torch.no_grad()
     def update(self, ids: torch.Tensor, maps: torch.Tensor) -> None:
         """Pass 1 for one chunk: maps [n, H, W] of neurons `ids` (each neuron once)."""
         idx = self._check(ids, maps, self._seen)
         flat = self._abs(maps)
-        self.total[idx] = flat.sum(1).cpu().numpy()
-        if any(layout is None for layout in self.layouts.values()):
-            sums = (flat @ self._group_matrix(flat)).cpu().numpy()
-            offset = 0
-            for g, a in self.areas.items():
-                if self.layouts[g] is None:
-                    self.group_sums[g][idx] = sums[:, offset:offset + len(a)]
-                    offset += len(a)
-        for g, layout in self.layouts.items():
-            if layout is not None:
-                self.group_sums[g][idx] = self._grid_sums(flat, *layout).cpu().numpy()
-        heat = flat.sum(0).double()
-        self._heat = heat if self._heat is None else self._heat.add_(heat)
+        # on the CPU, float64 copies of WIDE_BYTES stay in the cache for the sums that read them
+        step = max(1, WIDE_BYTES // (8 * flat.shape[1])) if flat.device.type == "cpu" else len(idx)
+        for start in range(0, len(idx), step):
+            self._sums(idx[start:start + step], flat[start:start + step])
         if len(idx):
             lo, hi = flat.amin(1), flat.amax(1)  # (several times faster than aminmax)
             self.vmin[idx] = lo.double().cpu().numpy()
             self.vmax[idx] = hi.double().cpu().numpy()
-        if self.pools.shape[1]:
-            ph, pw = self.pool_shape
-            crop = flat.view(-1, self.height, self.width)[:, :ph * POOL, :pw * POOL]
-            pooled = crop.unflatten(1, (ph, POOL)).sum(2).unflatten(2, (pw, POOL)).sum(3)
-            self.pools[idx] = (pooled.reshape(len(idx), -1).double() / POOL**2).cpu().numpy()
         self.hist.add_coarse(flat)
         pos = np.searchsorted(self.sample_ids, idx)
         hit = pos < len(self.sample_ids)
@@ -404,10 +417,14 @@ def write_frame_stats(path: str | Path, stats: Mapping[str, np.ndarray]) -> None
 
 
 def read_frame_stats(path: str | Path) -> dict[str, np.ndarray]:
-    """Read a file written by `write_frame_stats` (no pickle needed)."""
-    with np.load(path, allow_pickle=False) as z:
-        stats = {key: z[key] for key in z.files}
-    missing = [key for key in REQUIRED_KEYS if key not in stats]
-    if missing:
-        raise ValueError(f"{path}: not a frame-stats file (missing {missing})")
-    return stats
+    """Read a file written by `write_frame_stats` (no pickle needed); a damaged file raises an
+    error naming it and the rule that writes it."""
+    def read(file: Path) -> dict[str, np.ndarray]:
+        with np.load(file, allow_pickle=False) as z:
+            stats = {key: z[key] for key in z.files}
+        missing = [key for key in REQUIRED_KEYS if key not in stats]
+        if missing:
+            raise ValueError(f"not a frame-stats file (missing {missing})")
+        return stats
+
+    return read_intermediate(path, read)

@@ -15,6 +15,8 @@ def grouping_variance(group_sums: np.ndarray, areas: np.ndarray, total: np.ndarr
 
     E_{n,g} = T_n·A_g / (H·W) with H·W = Σ_g A_g; δ = |S − E| / E, or (S − E) / E when `signed`
     (the authors' gridcells). Dead neurons (T_n = 0) and groupings with < 2 groups give NaN.
+    Near-uniform neurons (S ≈ E) amplify relative errors of S and T by ≈ 1/δ: pass float64
+    sums (`FrameStats` accumulates them in float64).
     """
     sums = np.asarray(group_sums, dtype=np.float64)
     areas = np.asarray(areas, dtype=np.float64)

@@ -5,13 +5,12 @@ from xinc.train.ffn import FFNTrainConfig, train_ffn
 from xinc.train.ffn_batched import train_ffn_batch
 from xinc.train.metrics import psnr, psnr_per_frame, quantize_8bit
 from xinc.train.nerv import NeRVTrainConfig, train_nerv
-from xinc.train.resume import TrainingStateError, default_state_path
+from xinc.train.resume import default_state_path
 from xinc.train.schedule import warmup_cosine_lr
 
 __all__ = [
     "FFNTrainConfig",
     "NeRVTrainConfig",
-    "TrainingStateError",
     "default_state_path",
     "psnr",
     "psnr_per_frame",

@@ -89,7 +89,8 @@ def train_ffn(
     The Fourier features of the fixed pixel grid are computed once (B is not trained), which
     gives the same numbers as recomputing them every step. Resuming as `train_nerv`: state every
     `checkpoint_every` steps in `state_path` (default `<ckpt_path>.state`), continued from when
-    present, removed after the outputs are written.
+    present and from the same run (else set aside with a warning), removed after the outputs
+    are written.
     """
     cfg = parse_settings(FFNTrainConfig, train_settings, "FFN training")
     target = ffn_target(frame)

@@ -186,7 +186,9 @@ def train_ffn_batch(
 
     Resuming: with `checkpoint_every` > 0, the state of the whole batch (finished groups'
     results included) is written to `state_path` (required then) every that many steps; an
-    existing state file is continued from, and removed after the outputs are written.
+    existing state file of the same run (settings, seeds, frames, grouping) is continued from,
+    one of another run set aside with a warning (as `train_nerv`); it is removed after the
+    outputs are written.
     """
     cfg = parse_settings(FFNTrainConfig, train_settings, "FFN training")
     frames = np.asarray(frames)

@@ -94,8 +94,10 @@ def train_nerv(
 
     Resuming (xinc.train.resume): every `checkpoint_every` epochs (setting; 0 = never) the
     training state is written to `state_path` (default `<ckpt_path>.state`). If that file exists
-    at start, training continues from it (it must come from the same settings, seed and frames,
-    else a `TrainingStateError` says to delete it); it is removed once the outputs are written.
+    at start and comes from the same settings, seed and frames, training continues from it; one
+    from another run, or unreadable, is set aside as `<state>.stale-<UTC time>` (or
+    `.unreadable-…`) with a warning and training starts from scratch. The state file is removed
+    once the outputs are written.
     """
     cfg = parse_settings(NeRVTrainConfig, train_settings, "NeRV training")
     t, targets = nerv_inputs(frames)

@@ -8,14 +8,19 @@ removed once the final outputs are written. On the CPU an interrupted and resume
 the same weights, bit for bit, as an uninterrupted one.
 
 A fingerprint of the run (architecture, model settings, training settings, seed(s), shape and
-digest of the training data) is stored with the state; a state file whose fingerprint differs
-from the run being started is rejected with an error that names the file and the fix.
+digest of the training data) is stored with the state. A state file whose fingerprint differs
+from the run being started, or that cannot be read or is not an xinc state, is set aside: renamed
+beside itself to `<state>.stale-<UTC time>` or `<state>.unreadable-<UTC time>` (never
+overwriting an earlier one), with a warning on the `xinc.train` logger that names both files and
+the fingerprint entries that differ; training then starts from scratch.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 from dataclasses import asdict
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -30,8 +35,7 @@ STATE_SUFFIX = ".state"
 NEUTRAL_SETTINGS = ("checkpoint_every", "batch_models")
 
 
-class TrainingStateError(RuntimeError):
-    """A state file that cannot be used to resume this run."""
+LOG = logging.getLogger("xinc.train")
 
 
 def default_state_path(ckpt_path: str | Path) -> Path:
@@ -125,33 +129,74 @@ def _to_cpu(value: Any) -> Any:
 def load_state(
     path: str | Path | None, fingerprint: dict[str, Any], map_location: torch.device | str = "cpu"
 ) -> dict[str, Any] | None:
-    """The saved state of this run, or None when there is no state file.
+    """The saved state of this run, or None when there is none to resume.
 
-    Raises `TrainingStateError` (naming the file and the fix) when the file is unreadable or
-    was written by a run with other settings, seed or data.
+    A state file that is unreadable, not an xinc state, or was written by a run with other
+    settings, seed or data is set aside (`set_aside`) with a warning, and None is returned:
+    training starts from scratch.
     """
     if path is None or not Path(path).exists():
         return None
-    fix = f"delete {path} to train from scratch"
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as err:  # noqa: BLE001 - re-raised with the file name and the fix
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise TrainingStateError(f"{path}: unreadable training state ({reason}); {fix}") from err
+    except Exception as err:  # noqa: BLE001 - any unreadable file is set aside, not fatal
+        text = str(err).strip()
+        cause = text.splitlines()[0] if text else type(err).__name__
+        return _discard(path, "unreadable", f"cannot be read ({cause})")
     if not isinstance(payload, dict) or payload.get("version") != STATE_VERSION:
-        raise TrainingStateError(f"{path}: not an xinc training state (version 1); {fix}")
+        version = f"version {STATE_VERSION}"
+        return _discard(path, "unreadable", f"is not an xinc training state ({version})")
     saved = payload.get("fingerprint", {})
     if saved != fingerprint:
-        keys = set(saved) | set(fingerprint)
-        differ = sorted(k for k in keys if saved.get(k) != fingerprint.get(k))
-        details = "; ".join(
-            f"{k}: saved {saved.get(k)!r}, now {fingerprint.get(k)!r}" for k in differ
+        changes = "; ".join(
+            f"{key}: saved {old!r}, now {new!r}"
+            for key, old, new in differences(saved, fingerprint)
         )
-        raise TrainingStateError(
-            f"{path}: training state from a different run ({details}); "
-            f"it cannot be resumed with these settings: {fix}"
-        )
+        return _discard(path, "stale", f"was written by a run with other settings ({changes})")
     return payload
+
+
+class _Absent:
+    """A fingerprint entry that one of the two runs does not have."""
+
+    def __repr__(self) -> str:
+        return "(absent)"
+
+
+_ABSENT = _Absent()
+
+
+def differences(saved: Any, now: Any, key: str = "") -> list[tuple[str, Any, Any]]:
+    """(dotted key, saved value, current value) of each differing entry; dicts are recursed."""
+    if not (isinstance(saved, dict) and isinstance(now, dict)):
+        return [] if saved == now else [(key, saved, now)]
+    return [
+        diff
+        for k in sorted(set(saved) | set(now), key=str)
+        for diff in differences(
+            saved.get(k, _ABSENT), now.get(k, _ABSENT), f"{key}.{k}" if key else k
+        )
+    ]
+
+
+def set_aside(path: str | Path, why: str) -> Path:
+    """Rename `path` to `<path>.<why>-<UTC time>` (`-2`, `-3`, … if taken) and return that."""
+    path = Path(path)
+    name = f"{path.name}.{why}-{datetime.now(UTC):%Y%m%dT%H%M%SZ}"
+    target, n = path.with_name(name), 1
+    while target.exists():
+        n += 1
+        target = path.with_name(f"{name}-{n}")
+    path.rename(target)
+    return target
+
+
+def _discard(path: str | Path, why: str, reason: str) -> None:
+    """Set the state file aside and log it; None, as no state is resumed."""
+    target = set_aside(path, why)
+    LOG.warning(
+        "training state %s %s: moved it to %s, training starts from scratch", path, reason, target
+    )
 
 
 def remove_state(path: str | Path | None) -> None:

@@ -1,0 +1,149 @@
+"""Checks of a validated workflow config that the schema cannot express, run when the Snakefile
+loads (before any job): sizes that fit the models, and every file or folder the config names.
+
+Like `xinc.config`, this needs only the standard library and PyYAML.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import string
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from xinc.config import ConfigError
+
+PLACEHOLDERS = {"nerv": ("dataset", "video", "seed"), "ffn": ("dataset", "video", "seed", "frame")}
+SHOWN_PATHS = 10  # missing paths listed in a message; the rest are counted
+
+
+def nerv_size_problems(config: Mapping[str, Any]) -> list[str]:
+    """The NeRV renders fc_hw × prod(strides): that must be the working size."""
+    nerv = config["models"]["nerv"]
+    scale = math.prod(nerv["strides"])
+    size = list(config["working_size"])
+    out = [v * scale for v in nerv["fc_hw"]]
+    if out == size:
+        return []
+    head = (f"config key working_size: {size} is not what the NeRV renders "
+            f"(models.nerv.fc_hw {list(nerv['fc_hw'])} × strides "
+            f"{'·'.join(map(str, nerv['strides']))} = {out}); ")
+    if all(v % scale == 0 for v in size):
+        return [head + f"set models.nerv.fc_hw: {[v // scale for v in size]}, or "
+                f"working_size: {out}"]
+    near = [max(scale, round(v / scale) * scale) for v in size]
+    return [head + f"with these strides both sides must be multiples of {scale}: e.g. "
+            f"working_size: {near} with models.nerv.fc_hw: {[v // scale for v in near]}"]
+
+
+def grid_problems(config: Mapping[str, Any]) -> list[str]:
+    """Grid cells must fit the frame (at least one pixel per row and column of cells)."""
+    (sh, sw), (h, w) = config["stats"]["grid"], config["working_size"]
+    if sh <= h and sw <= w:
+        return []
+    return [f"config key stats.grid: {[sh, sw]} cells do not fit the working size {[h, w]}; "
+            "use at most one cell per pixel row and column"]
+
+
+def dataset_root_problems(config: Mapping[str, Any], datasets: Sequence[str]) -> list[str]:
+    """`source: real` needs an existing `datasets.<ds>.root` for every dataset with videos."""
+    if config["source"] != "real":
+        return []
+    problems = []
+    for ds in datasets:
+        root = config["datasets"][ds].get("root")
+        if not root:
+            problems.append(f"config key datasets.{ds}.root: not set, but source is 'real' and "
+                            f"datasets.{ds}.videos lists videos; set it to the folder holding "
+                            "the dataset in its official prepared layout (or use source: "
+                            "synthetic)")
+        elif not Path(root).is_dir():
+            problems.append(f"config key datasets.{ds}.root: {root} is not a folder "
+                            f"(working directory {Path.cwd()}); check the path")
+    return problems
+
+
+def _template_fields(template: str) -> set[str]:
+    return {name.split(".")[0].split("[")[0]
+            for _, name, _, _ in string.Formatter().parse(template) if name is not None}
+
+
+def pretrained_paths(config: Mapping[str, Any], arch: str,
+                     frames: Mapping[str, Sequence[int]]) -> list[str]:
+    """Every path `pretrained.<arch>` expands to for the configured videos, seeds (and analysed
+    frames of an FFN); `ConfigError` for an unknown placeholder."""
+    template = config["pretrained"][arch]
+    allowed = PLACEHOLDERS[arch]
+    unknown = _template_fields(template) - set(allowed)
+    if unknown:
+        raise ConfigError(
+            f"config key pretrained.{arch}: unknown placeholder(s) "
+            f"{', '.join('{' + u + '}' for u in sorted(unknown))} in {template!r}; "
+            f"allowed: {', '.join('{' + a + '}' for a in allowed)}")
+    paths = []
+    for ds, ds_frames in frames.items():
+        for video in config["datasets"][ds]["videos"]:
+            for seed in config["seeds"]:
+                for frame in ds_frames if arch == "ffn" else [None]:
+                    path = template.format(dataset=ds, video=video, seed=seed, frame=frame)
+                    if path not in paths:
+                        paths.append(path)
+    return paths
+
+
+def pretrained_problems(config: Mapping[str, Any],
+                        frames: Mapping[str, Sequence[int]]) -> list[str]:
+    """Every pretrained checkpoint the config names must exist and be readable."""
+    problems = []
+    for arch in PLACEHOLDERS:
+        if not config["pretrained"][arch]:
+            continue
+        paths = pretrained_paths(config, arch, frames)
+        missing = [p for p in paths if not (Path(p).is_file() and os.access(p, os.R_OK))]
+        if missing:
+            shown = "\n".join(f"  {p}" for p in missing[:SHOWN_PATHS])
+            more = len(missing) - SHOWN_PATHS
+            problems.append(
+                f"config key pretrained.{arch}: {len(missing)} of {len(paths)} checkpoints "
+                f"that {config['pretrained'][arch]!r} names are missing or unreadable "
+                f"(relative to {Path.cwd()}):\n{shown}"
+                + (f"\n  ... and {more} more" if more > 0 else "")
+                + f"\n  fix the template, or set pretrained.{arch}: null to train the models")
+    return problems
+
+
+def check_workflow_config(config: Mapping[str, Any],
+                          frames: Mapping[str, Sequence[int]]) -> None:
+    """All checks; `frames`: the analysed raw frames of every dataset with videos.
+    Raises `ConfigError` listing every problem."""
+    problems = [*nerv_size_problems(config), *grid_problems(config),
+                *dataset_root_problems(config, list(frames)),
+                *pretrained_problems(config, frames)]
+    if problems:
+        raise ConfigError("\n".join(problems))
+
+
+def config_differences(recorded: Any, current: Any, key: str = "") -> list[str]:
+    """`key: recorded → now` for every leaf where two configs differ."""
+    if isinstance(recorded, dict) and isinstance(current, dict):
+        return [line for k in sorted(set(recorded) | set(current), key=str)
+                for line in config_differences(recorded.get(k), current.get(k),
+                                               f"{key}.{k}" if key else str(k))]
+    return [] if recorded == current else [f"{key or '<top level>'}: {recorded!r} → {current!r}"]
+
+
+def recorded_differences(path: str | Path, config: Mapping[str, Any]) -> list[str]:
+    """Differences between the config recorded in a run folder (`path`) and `config`; empty
+    when nothing is recorded yet."""
+    path = Path(path)
+    if not path.is_file():
+        return []
+    try:
+        recorded = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as err:
+        return [f"{path} is unreadable ({err})"]
+    return config_differences(recorded, dict(config))

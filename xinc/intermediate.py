@@ -1,0 +1,135 @@
+"""Reading the workflow's intermediate files: a damaged one names itself and the rule to rerun.
+
+The library does not import Snakemake, so `PRODUCERS` maps the files of docs/formats.md to the
+rules that write them by path components: the top folder (`prepared`, `work`, `models`, ...),
+for some the architecture folder right below it, and the file name. Any folders above the top
+folder or between it and the file may change (per-run results folders, extra data levels).
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+import zipfile
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from fnmatch import fnmatch
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+
+T = TypeVar("T")
+
+#: What a reader raises on a truncated or malformed file (a missing file is reported apart).
+READ_ERRORS = (ValueError, EOFError, OSError, zipfile.BadZipFile, zlib.error,
+               pickle.UnpicklingError)
+
+
+class IntermediateFileError(ValueError):
+    """An intermediate file is truncated or unreadable; the message names the rule to rerun."""
+
+
+@dataclass(frozen=True)
+class Producer:
+    """Files named like `names` under a folder `folder` (then `arch`, if set) and their rules."""
+
+    folder: str
+    arch: str | None
+    names: tuple[str, ...]
+    rules: tuple[str, ...]  # the first writes it; the others instead of it (`import_*`)
+
+
+PRODUCERS: tuple[Producer, ...] = (
+    Producer("synthetic", None, ("*.truth.npz",), ("synth_dataset",)),
+    Producer("prepared", None, ("frames.npy", "panoptic.npy", "segments.csv", "meta.json"),
+             ("prepare_video",)),
+    Producer("work", None, ("frames_bicubic.npy", "frames_pil.npy", "panoptic.npy",
+                            "segments.csv", "meta.json"), ("working_res",)),
+    Producer("models", "nerv", ("ckpt.pt", "metrics.json"), ("train_nerv", "import_nerv")),
+    Producer("models", "ffn", ("ckpt.pt", "metrics.json"), ("train_ffn_{dataset}", "import_ffn")),
+    Producer("pixel_groups", None, ("f*.npz",), ("pixel_groups",)),
+    Producer("stats", "nerv", ("*.npz",), ("canvas_nerv",)),
+    Producer("stats", "ffn", ("*.npz",), ("canvas_ffn",)),
+    Producer("pair", None, ("*.npz",), ("pair_stats",)),
+)
+
+
+def _matches(producer: Producer, folders: tuple[str, ...], i: int, name: str) -> bool:
+    below = folders[i + 1:]
+    return (folders[i] == producer.folder and any(fnmatch(name, p) for p in producer.names)
+            and (producer.arch is None or below[:1] == (producer.arch,)))
+
+
+def writing_rules(path: str | Path) -> tuple[str, ...]:
+    """The workflow rule that writes `path` (then the ones that may instead); () for a file the
+    workflow does not write. The innermost matching top folder wins."""
+    *folders, name = Path(path).parts
+    folders = tuple(folders)
+    for i in reversed(range(len(folders))):
+        for producer in PRODUCERS:
+            if _matches(producer, folders, i, name):
+                below = folders[i + 1:]
+                dataset = below[1] if producer.arch and len(below) > 1 else "<dataset>"
+                return tuple(rule.format(dataset=dataset) for rule in producer.rules)
+    return ()
+
+
+def _advice(path: str | Path) -> str:
+    rules = writing_rules(path)
+    if not rules:
+        return "it is not a file this workflow writes: check that it is the right, complete file"
+    first, others = rules[0], "".join(f" (or {rule})" for rule in rules[1:])
+    return (f"it is written by rule {first}{others}: rerun it with "
+            f"`snakemake --forcerun {first}`{others}")
+
+
+def unreadable(path: str | Path, err: BaseException) -> IntermediateFileError:
+    """The error for a file that exists but cannot be read: file, reason, rule to rerun."""
+    kind = f"{Path(path).suffix} file" if Path(path).suffix else "file"
+    detail = (str(err).strip().splitlines() or [type(err).__name__])[0]
+    return IntermediateFileError(
+        f"{path}: truncated or unreadable {kind} ({detail}); {_advice(path)}")
+
+
+def missing(path: str | Path) -> FileNotFoundError:
+    """The error for a file that does not exist, with the rule that writes it (if any)."""
+    rules = writing_rules(path)
+    where = f"; it is written by rule {rules[0]}: run the workflow to make it" if rules else ""
+    return FileNotFoundError(f"{path}: file not found{where}")
+
+
+def read_intermediate(path: str | Path, reader: Callable[[Path], T]) -> T:
+    """`reader(path)`, its read errors turned into one-line errors naming the file and the rule
+    that writes it. `reader` must read everything it returns (no lazy archive members)."""
+    path = Path(path)
+    try:
+        return reader(path)
+    except IntermediateFileError:
+        raise
+    except FileNotFoundError as err:
+        if err.filename is not None and Path(err.filename) != path:
+            raise
+        raise missing(path) from None
+    except READ_ERRORS as err:
+        raise unreadable(path, err) from err
+
+
+def read_json(path: str | Path) -> Any:
+    """A JSON file (meta.json, metrics.json)."""
+    return read_intermediate(path, lambda p: json.loads(p.read_text()))
+
+
+def read_npy(path: str | Path, mmap_mode: str | None = None) -> np.ndarray:
+    """A .npy array; `mmap_mode="r"` maps it (a truncated file fails here, not on access)."""
+    return read_intermediate(path, lambda p: np.load(p, mmap_mode=mmap_mode, allow_pickle=False))
+
+
+def read_npz(path: str | Path) -> dict[str, np.ndarray]:
+    """Every array of an .npz archive, read now."""
+    def read(p: Path) -> dict[str, np.ndarray]:
+        with np.load(p, allow_pickle=False) as archive:
+            return {key: archive[key] for key in archive.files}
+
+    return read_intermediate(path, read)
