@@ -405,3 +405,12 @@ def test_working_resolution_names_a_truncated_prepared_file(data: Path, tmp_path
     with pytest.raises(IntermediateFileError,
                        match=r"frames\.npy: truncated or unreadable .*rule prepare_video"):
         working_resolution(prepared, tmp_path / "work", *WORK)
+
+
+def test_regenerate_keeps_what_the_generator_does_not_write(tmp_path: Path) -> None:
+    root = tmp_path / "vipseg"
+    generate("vipseg", root, tmp_path / "t.npz", seed=0, scale="tiny")
+    (root / "notes.txt").write_text("keep me")
+    generate("vipseg", root, tmp_path / "t.npz", seed=1, scale="tiny")
+    assert (root / "notes.txt").read_text() == "keep me"
+    assert json.loads((root / "xinc_synthetic.json").read_text())["seed"] == 1

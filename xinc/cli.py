@@ -7,6 +7,9 @@ import json
 import sys
 from collections.abc import Sequence
 
+from xinc.bench import CASES as BENCH_CASES
+from xinc.bench import NERV_LAYERS
+
 
 def cmd_synth(args: argparse.Namespace) -> None:
     from pathlib import Path
@@ -78,11 +81,6 @@ def cmd_native(args: argparse.Namespace) -> None:
         raise ValueError(f"{err}\n(xinc runs without them, on its slower torch/numpy code)") \
             from err
     print(f"C kernels: {path} (XINC_NATIVE={setting()})")
-
-
-#: `xinc bench canvas` choices, as `xinc.bench.canvas` (not imported here: it loads torch).
-BENCH_CASES = ("naive", "dense", "reuse", "alloc", "exact", "stats", "job")
-NERV_LAYERS = ("head", "b3", "b2", "b1")
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):

@@ -127,13 +127,33 @@ def check_workflow_config(config: Mapping[str, Any],
         raise ConfigError("\n".join(problems))
 
 
-def config_differences(recorded: Any, current: Any, key: str = "") -> list[str]:
-    """`key: recorded → now` for every leaf where two configs differ."""
-    if isinstance(recorded, dict) and isinstance(current, dict):
-        return [line for k in sorted(set(recorded) | set(current), key=str)
-                for line in config_differences(recorded.get(k), current.get(k),
-                                               f"{key}.{k}" if key else str(k))]
-    return [] if recorded == current else [f"{key or '<top level>'}: {recorded!r} → {current!r}"]
+class _Absent:
+    """An entry that one of two compared dicts does not have."""
+
+    def __repr__(self) -> str:
+        return "(absent)"
+
+
+ABSENT = _Absent()
+
+
+def differences(old: Any, new: Any, key: str = "") -> list[tuple[str, Any, Any]]:
+    """(dotted key, old value, new value) of every differing leaf of two nested dicts (a key
+    that one of them lacks gives `ABSENT` on that side)."""
+    if not (isinstance(old, dict) and isinstance(new, dict)):
+        return [] if old == new else [(key or "<top level>", old, new)]
+    return [diff for k in sorted(set(old) | set(new), key=str)
+            for diff in differences(old.get(k, ABSENT), new.get(k, ABSENT),
+                                    f"{key}.{k}" if key else str(k))]
+
+
+def config_differences(recorded: Any, current: Any) -> list[str]:
+    """`key: recorded → now` for every leaf where two configs differ (a missing key is None)."""
+    def show(value: Any) -> str:
+        return repr(None if value is ABSENT else value)
+
+    return [f"{key}: {show(old)} → {show(new)}"
+            for key, old, new in differences(recorded, current)]
 
 
 def recorded_differences(path: str | Path, config: Mapping[str, Any]) -> list[str]:

@@ -12,7 +12,7 @@ import json
 import pickle
 import zipfile
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from fnmatch import fnmatch
 from pathlib import Path
@@ -85,10 +85,16 @@ def _advice(path: str | Path) -> str:
             f"`snakemake --forcerun {first}`{others}")
 
 
+def first_line(err: BaseException) -> str:
+    """The first line of an error's message (torch's can run to a page), or its type."""
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
+
+
 def unreadable(path: str | Path, err: BaseException) -> IntermediateFileError:
     """The error for a file that exists but cannot be read: file, reason, rule to rerun."""
     kind = f"{Path(path).suffix} file" if Path(path).suffix else "file"
-    detail = (str(err).strip().splitlines() or [type(err).__name__])[0]
+    detail = first_line(err)
     return IntermediateFileError(
         f"{path}: truncated or unreadable {kind} ({detail}); {_advice(path)}")
 
@@ -126,10 +132,16 @@ def read_npy(path: str | Path, mmap_mode: str | None = None) -> np.ndarray:
     return read_intermediate(path, lambda p: np.load(p, mmap_mode=mmap_mode, allow_pickle=False))
 
 
-def read_npz(path: str | Path) -> dict[str, np.ndarray]:
-    """Every array of an .npz archive, read now."""
+def read_npz(path: str | Path, required: Sequence[str] = (),
+             kind: str = "npz archive") -> dict[str, np.ndarray]:
+    """Every array of an .npz archive, read now; one of `required` missing makes it not a
+    `kind` file (the same one-line error)."""
     def read(p: Path) -> dict[str, np.ndarray]:
         with np.load(p, allow_pickle=False) as archive:
-            return {key: archive[key] for key in archive.files}
+            arrays = {key: archive[key] for key in archive.files}
+        missing = [key for key in required if key not in arrays]
+        if missing:
+            raise ValueError(f"not a {kind} file (missing {missing})")
+        return arrays
 
     return read_intermediate(path, read)

@@ -49,14 +49,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from xinc.bench import CASES, FFN_LAYERS, NERV_LAYERS
 from xinc.models import build_model
 from xinc.models.ffn import FFN
 from xinc.models.nerv import NeRV
 
 PAPER_SIZE = (128, 256)
-NERV_LAYERS = ("head", "b3", "b2", "b1")
-FFN_LAYERS = ("all", "l1", "l2", "l3")  # "all": maps of the whole frame; stats per layer
-CASES = ("naive", "dense", "reuse", "alloc", "exact", "stats", "job")
 
 
 # --------------------------------------------------------------------------- naive baselines

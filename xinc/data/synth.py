@@ -365,20 +365,17 @@ def is_truth_file(path: Path) -> bool:
 
 
 def _move_into_place(tmp: Path, out_dir: Path) -> None:
-    """Rename the finished tree onto a new `out_dir`; an existing one (empty or ours; it may be
-    the working directory) is kept and its contents replaced, its marker last."""
+    """Rename the finished tree onto a new `out_dir`; in an existing one (empty or ours; it may
+    be the working directory) each entry the generator writes is replaced, its marker last, and
+    anything else there is left alone."""
     if not out_dir.exists():
         os.replace(tmp, out_dir)
         return
-    for old in out_dir.iterdir():
-        if old.name == SYNTHETIC_MARKER:
-            continue
+    for new in sorted(tmp.iterdir(), key=lambda p: p.name == SYNTHETIC_MARKER):
+        old = out_dir / new.name
         if old.is_dir() and not old.is_symlink():
             shutil.rmtree(old)
-        else:
-            old.unlink()
-    for new in sorted(tmp.iterdir(), key=lambda p: p.name == SYNTHETIC_MARKER):
-        os.replace(new, out_dir / new.name)
+        os.replace(new, old)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

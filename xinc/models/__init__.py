@@ -8,6 +8,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from xinc.intermediate import first_line
 from xinc.models.authors import model_from_payload, read_checkpoint, to_authors_state_dict
 from xinc.models.ffn import FFN, FFNConfig, ffn_coords
 from xinc.models.nerv import NeRV, NeRVConfig
@@ -62,12 +63,6 @@ READABLE = (
 )
 
 
-def _first_line(err: Exception) -> str:
-    """The first line of an error's message (torch's can run to a page), or its type."""
-    text = str(err).strip()
-    return text.splitlines()[0] if text else type(err).__name__
-
-
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu", *,
                     arch: str | None = None, fc_hw: tuple[int, int] | list[int] | None = None,
                     settings: dict[str, Any] | None = None, strict: bool = True) -> nn.Module:
@@ -86,7 +81,7 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu", 
         payload = read_checkpoint(path, map_location)
     except Exception as err:  # noqa: BLE001 - re-raised with the file name and the fix
         raise RuntimeError(
-            f"{path}: cannot be read as a model checkpoint ({_first_line(err)}); {READABLE}"
+            f"{path}: cannot be read as a model checkpoint ({first_line(err)}); {READABLE}"
         ) from err
     if isinstance(payload, dict) and "arch" in payload and "config" in payload:
         model = build_model(payload["arch"], payload["config"])

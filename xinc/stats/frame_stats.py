@@ -39,7 +39,7 @@ import torch
 from torch import nn
 
 from xinc.canvas import canvas_size, iter_canvas, n_neurons
-from xinc.intermediate import read_intermediate
+from xinc.intermediate import read_npz
 from xinc.io import save_npz
 from xinc.models.nerv import NeRV
 from xinc.stats.groupings import grid_groups
@@ -419,12 +419,4 @@ def write_frame_stats(path: str | Path, stats: Mapping[str, np.ndarray]) -> None
 def read_frame_stats(path: str | Path) -> dict[str, np.ndarray]:
     """Read a file written by `write_frame_stats` (no pickle needed); a damaged file raises an
     error naming it and the rule that writes it."""
-    def read(file: Path) -> dict[str, np.ndarray]:
-        with np.load(file, allow_pickle=False) as z:
-            stats = {key: z[key] for key in z.files}
-        missing = [key for key in REQUIRED_KEYS if key not in stats]
-        if missing:
-            raise ValueError(f"not a frame-stats file (missing {missing})")
-        return stats
-
-    return read_intermediate(path, read)
+    return read_npz(path, REQUIRED_KEYS, "frame-stats")

@@ -27,6 +27,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from xinc.config_checks import differences
+from xinc.intermediate import first_line
 from xinc.io import atomic_path
 
 STATE_VERSION = 1
@@ -140,9 +142,7 @@ def load_state(
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # noqa: BLE001 - any unreadable file is set aside, not fatal
-        text = str(err).strip()
-        cause = text.splitlines()[0] if text else type(err).__name__
-        return _discard(path, "unreadable", f"cannot be read ({cause})")
+        return _discard(path, "unreadable", f"cannot be read ({first_line(err)})")
     if not isinstance(payload, dict) or payload.get("version") != STATE_VERSION:
         version = f"version {STATE_VERSION}"
         return _discard(path, "unreadable", f"is not an xinc training state ({version})")
@@ -154,29 +154,6 @@ def load_state(
         )
         return _discard(path, "stale", f"was written by a run with other settings ({changes})")
     return payload
-
-
-class _Absent:
-    """A fingerprint entry that one of the two runs does not have."""
-
-    def __repr__(self) -> str:
-        return "(absent)"
-
-
-_ABSENT = _Absent()
-
-
-def differences(saved: Any, now: Any, key: str = "") -> list[tuple[str, Any, Any]]:
-    """(dotted key, saved value, current value) of each differing entry; dicts are recursed."""
-    if not (isinstance(saved, dict) and isinstance(now, dict)):
-        return [] if saved == now else [(key, saved, now)]
-    return [
-        diff
-        for k in sorted(set(saved) | set(now), key=str)
-        for diff in differences(
-            saved.get(k, _ABSENT), now.get(k, _ABSENT), f"{key}.{k}" if key else k
-        )
-    ]
 
 
 def set_aside(path: str | Path, why: str) -> Path:
