@@ -25,6 +25,6 @@ rule all:
     default_target: True
     input:
         figures=FIGURES,
-        tables=f"{RESULTS}/tables/table_s1.csv",
-        pairs=PAIRS,
+        tables=TABLES,
+        stats=STATS,
         config=CONFIG_RECORD,

@@ -12,6 +12,8 @@ import pytest
 import torch
 from hypothesis import settings
 
+from xinc.config import load_config
+
 # property tests draw the same examples on every run (reproducible CI)
 settings.register_profile("xinc", derandomize=True, print_blob=True)
 settings.load_profile("xinc")
@@ -49,3 +51,9 @@ def one_thread() -> Iterator[None]:
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture
+def smoke() -> dict:
+    """The smoke preset's resolved config (a fresh copy per test)."""
+    return load_config("smoke", ROOT)

@@ -191,7 +191,7 @@ def test_bin_scan_kernel_equals_torch(threads, monkeypatch):
 @pytest.mark.parametrize("layer", ["b2", "b1"])
 def test_frame_stats_identical_with_and_without_kernels(layer, monkeypatch):
     """The same maps give the same statistics with the histogram kernels and without."""
-    from xinc.stats.frame_stats import frame_stats
+    from xinc.stats.frame import frame_stats
     from xinc.stats.groupings import grid_groups
 
     model = small_nerv(11)

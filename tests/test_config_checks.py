@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from tests.conftest import ROOT
-from xinc.config import ConfigError, load_config, validate
+from xinc.config import ConfigError, validate
 from xinc.config_checks import (
     check_workflow_config,
     config_differences,
@@ -16,12 +16,7 @@ from xinc.config_checks import (
     recorded_differences,
 )
 
-FRAMES = {"cityscapes_vps": [4], "vipseg": [0]}
-
-
-@pytest.fixture
-def smoke() -> dict:
-    return load_config("smoke", ROOT)
+VIDEOS = {"cityscapes_vps": ["0001"], "vipseg": ["1_xincSynth01a"]}
 
 
 def with_changes(config: dict, **changes) -> dict:
@@ -51,32 +46,32 @@ def test_schema_errors_name_key_reason_and_allowed_values():
 
 
 def test_working_size_must_be_what_the_nerv_renders(smoke):
-    check_workflow_config(smoke, FRAMES)  # 2x4 stem x 16 = 32x64: fine
+    check_workflow_config(smoke, VIDEOS)  # 2x4 stem x 16 = 32x64: fine
     with pytest.raises(ConfigError) as err:
-        check_workflow_config(with_changes(smoke, working_size=[30, 64]), FRAMES)
+        check_workflow_config(with_changes(smoke, working_size=[30, 64]), VIDEOS)
     assert "config key working_size: [30, 64]" in str(err.value)
     assert "multiples of 16" in str(err.value) and "[32, 64]" in str(err.value)
     with pytest.raises(ConfigError, match=r"set models.nerv.fc_hw: \[4, 8\]"):
-        check_workflow_config(with_changes(smoke, working_size=[64, 128]), FRAMES)
+        check_workflow_config(with_changes(smoke, working_size=[64, 128]), VIDEOS)
 
 
 def test_grid_must_fit_the_frame(smoke):
     with pytest.raises(ConfigError, match="config key stats.grid"):
-        check_workflow_config(with_changes(smoke, stats__grid=[2, 65]), FRAMES)
+        check_workflow_config(with_changes(smoke, stats__grid=[2, 65]), VIDEOS)
 
 
 def test_real_source_needs_existing_roots(smoke, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     real = with_changes(smoke, source="real")
     with pytest.raises(ConfigError) as err:
-        check_workflow_config(real, FRAMES)
+        check_workflow_config(real, VIDEOS)
     assert "datasets.cityscapes_vps.root: not set" in str(err.value)
     assert "datasets.vipseg.root: not set" in str(err.value)
     (tmp_path / "cs").mkdir()
     real["datasets"]["cityscapes_vps"]["root"] = "cs"
     real["datasets"]["vipseg"]["root"] = "no/such/folder"
     with pytest.raises(ConfigError) as err:
-        check_workflow_config(real, FRAMES)
+        check_workflow_config(real, VIDEOS)
     assert "cityscapes_vps" not in str(err.value)
     assert "datasets.vipseg.root: no/such/folder is not a folder" in str(err.value)
 
@@ -85,11 +80,12 @@ def test_pretrained_templates_expand_for_every_video_seed_and_frame(smoke):
     config = with_changes(smoke, seeds=[1, 10],
                           pretrained__ffn="m/{dataset}/{video}/f{frame}s{seed}")
     config["datasets"]["vipseg"]["videos"] = ["a", "b"]
-    assert pretrained_paths(config, "ffn", FRAMES) == [
+    frames = {"cityscapes_vps": {"0001": [4]}, "vipseg": {"a": [0], "b": [0]}}
+    assert pretrained_paths(config, "ffn", frames) == [
         "m/cityscapes_vps/0001/f4s1", "m/cityscapes_vps/0001/f4s10",
         "m/vipseg/a/f0s1", "m/vipseg/a/f0s10", "m/vipseg/b/f0s1", "m/vipseg/b/f0s10"]
     with pytest.raises(ConfigError, match=r"unknown placeholder\(s\) \{frame\}"):
-        pretrained_paths(with_changes(smoke, pretrained__nerv="x/{frame}.pth"), "nerv", FRAMES)
+        pretrained_paths(with_changes(smoke, pretrained__nerv="x/{frame}.pth"), "nerv", frames)
 
 
 def test_missing_pretrained_checkpoints_are_listed(smoke, tmp_path, monkeypatch):
@@ -98,13 +94,13 @@ def test_missing_pretrained_checkpoints_are_listed(smoke, tmp_path, monkeypatch)
     (tmp_path / "ckpt" / "vipseg" / "1_xincSynth01a.pth").write_bytes(b"x")
     config = with_changes(smoke, pretrained__nerv="ckpt/{dataset}/{video}.pth")
     with pytest.raises(ConfigError) as err:
-        check_workflow_config(config, FRAMES)
+        check_workflow_config(config, VIDEOS)
     text = str(err.value)
     assert "pretrained.nerv: 1 of 2 checkpoints" in text
     assert "ckpt/cityscapes_vps/0001.pth" in text and "1_xincSynth01a" not in text
     (tmp_path / "ckpt" / "cityscapes_vps").mkdir()
     (tmp_path / "ckpt" / "cityscapes_vps" / "0001.pth").write_bytes(b"x")
-    check_workflow_config(config, FRAMES)
+    check_workflow_config(config, VIDEOS)
 
 
 def test_recorded_config_differences(smoke, tmp_path):

@@ -12,7 +12,8 @@ import pytest
 
 from xinc.io import save_npz
 from xinc.plots import StatsInput, as_inputs, fig03, fig04, fig06, pair_inputs, read_stats
-from xinc.plots.style import choose_yscale
+from xinc.plots.style import choose_yscale, minmax
+from xinc.stats import grouping_variance
 
 H, W = 4, 8  # 32 pixels
 DPI = 60  # low resolution keeps the tests fast; fig03 also runs at the default
@@ -36,8 +37,8 @@ def _reference_grouping_variance(group_sums, areas, total, *, signed=False):
 
 
 def test_grouping_variance_matches_reference():
-    """The v_n fig04 uses (xinc.stats.grouping_variance, or fig04's stand-in) against the
-    reference above, on random sums with dead neurons and both δ conventions."""
+    """The v_n fig04 uses (xinc.stats.grouping_variance) against the reference above, on
+    random sums with dead neurons and both δ conventions."""
     rng = np.random.default_rng(3)
     sums = rng.random((7, 5)) * 4
     sums[2] = 0
@@ -45,15 +46,10 @@ def test_grouping_variance_matches_reference():
     total = sums.sum(1) * rng.uniform(0.5, 1.5, 7)
     total[2] = 0
     for signed in (False, True):
-        got = fig04._grouping_variance(sums, areas, total, signed=signed)
+        got = grouping_variance(sums, areas, total, signed=signed)
         want = _reference_grouping_variance(sums, areas, total, signed=signed)
         np.testing.assert_allclose(got, want, rtol=1e-12)
         assert np.isnan(got[2])
-    if hasattr(fig04, "_local_grouping_variance"):
-        for signed in (False, True):
-            np.testing.assert_allclose(
-                fig04._local_grouping_variance(sums, areas, total, signed=signed),
-                _reference_grouping_variance(sums, areas, total, signed=signed), rtol=1e-12)
 
 
 def _write_stats(path: Path, *, arch: str, layer: str, total, groups: dict, ppn,
@@ -167,13 +163,34 @@ def test_fig03_maps(stats_files, tmp_path):
     assert (df.iloc[1]["min"], df.iloc[1]["max"]) == (0.0, 4.0)
     assert df.iloc[1]["mean"] == pytest.approx(4.0 * 4 / (H * W))
     assert df.iloc[4][["min", "max", "mean"]].tolist() == [1.0, 1.0, 1.0]
+    assert not df["dead"].any()
+    assert df["source"].tolist() == [str(stats_files[i]) for i in (0, 0, 1, 1, 2)]
+
+
+def test_fig03_dead_neurons(tmp_path):
+    """A sampled neuron is dead when `alive` says so or its stored map is all zero; its panel
+    is drawn (marked) and counted, not dropped."""
+    path = _write_stats(tmp_path / "ffn/d/v/s1/f0/l2.npz", arch="ffn", layer="l2",
+                        total=[1, 0, 1], groups={}, ppn=[1, 0, 1], sample_ids=[0, 1, 2],
+                        sample_maps=[MAP3, MAP1, np.zeros((H, W))])
+    with np.load(path) as z:
+        arrays = dict(z)
+    save_npz(path, **{**arrays, "alive": np.array([True, False, True])})
+    df = fig03.compute([path])
+    assert df["dead"].tolist() == [False, True, True]
+    assert df.iloc[2][["min", "max", "mean"]].tolist() == [0.0, 0.0, 0.0]
+    fig = fig03.draw(df)  # rows from the table's sources when no inputs are given
+    texts = [t.get_text() for ax in fig.axes for t in ax.texts]
+    assert texts.count("dead") == 2
+    fig03.render([path], tmp_path / "d.png", tmp_path / "d.csv", dpi=DPI)
+    _assert_image(tmp_path / "d.png")
 
 
 def test_fig03_minmax():
-    out = fig03.minmax(np.abs(MAP3))
+    out = minmax(np.abs(MAP3))
     assert out.min() == 0.0 and out.max() == 1.0
     assert out[0, 0] == pytest.approx(10 / 21)
-    assert not fig03.minmax(MAP0).any()
+    assert not minmax(MAP0).any()
 
 
 # ---------------------------------------------------------------- fig04
@@ -188,7 +205,7 @@ EXPECTED_FIG04_L3 = {  # grouping -> (neuron ids, v) sorted, dead neuron 2 dropp
 
 def test_fig04_hand_computed(stats_files, tmp_path):
     png, csv = tmp_path / "fig04.png", tmp_path / "fig04.csv"
-    fig04.render(stats_files, png, csv, dpi=DPI)
+    fig04.render(stats_files, png, csv, grid="lattice", delta="reference", dpi=DPI)
     _assert_image(png)
     df = pd.read_csv(csv, dtype={"video": str})
     assert list(df.columns) == fig04.COLUMNS
@@ -205,7 +222,8 @@ def test_fig04_hand_computed(stats_files, tmp_path):
 
 
 def test_fig04_matches_reference_on_random_layer(stats_files, tmp_path):
-    df = fig04.render(stats_files[1:2], tmp_path / "a.png", tmp_path / "a.csv", dpi=DPI)
+    df = fig04.render(stats_files[1:2], tmp_path / "a.png", tmp_path / "a.csv", grid="lattice",
+                      delta="reference", dpi=DPI)
     st = read_stats(stats_files[1])
     for grouping, part in df.groupby("grouping", sort=False):
         v = _reference_grouping_variance(st[f"group_sums_{grouping}"], st[f"areas_{grouping}"],
@@ -219,7 +237,7 @@ def test_fig04_matches_reference_on_random_layer(stats_files, tmp_path):
 
 def test_fig04_contiguous_absolute(stats_files, tmp_path):
     df = fig04.render(stats_files[:1], tmp_path / "c.png", tmp_path / "c.csv",
-                      grid="contiguous", signed_grid=False, groupings=("grid",), dpi=DPI)
+                      grid="contiguous", delta="absolute", groupings=("grid",), dpi=DPI)
     assert df["grouping"].unique().tolist() == ["grid_contiguous"]
     # neuron 1: |δ| = [1, 1, 0, 0] -> 1/3; neuron 3: δ = [1, -1, 0, 0] -> |δ| var 1/3
     assert df["neuron_id"].tolist() == [0, 1, 3]
@@ -230,6 +248,7 @@ def test_fig04_contiguous_absolute(stats_files, tmp_path):
 
 def test_fig04_both_grids(stats_files, tmp_path):
     df = fig04.render(stats_files[:1], tmp_path / "b.png", tmp_path / "b.csv", grid="both",
+                      delta="reference",
                       groupings=("grid",), dpi=DPI)
     assert df["grouping"].unique().tolist() == ["grid_lattice", "grid_contiguous"]
     cont = df[df["grouping"] == "grid_contiguous"]
@@ -248,7 +267,7 @@ def test_choose_yscale():
 
 def test_fig06_pixels_per_neuron(stats_files, tmp_path):
     png, csv, summ = tmp_path / "fig06.png", tmp_path / "fig06.csv", tmp_path / "fig06_s.csv"
-    fig06.render(stats_files, png, csv, summ, dpi=DPI)
+    fig06.render(stats_files, png, csv, summary_csv=summ, dpi=DPI)
     again = tmp_path / "again"
     fig06.render(stats_files, again / "fig06.png", again / "fig06.csv", dpi=DPI)
     assert (again / "fig06.png").read_bytes() == png.read_bytes()
@@ -272,6 +291,10 @@ def test_fig06_pixels_per_neuron(stats_files, tmp_path):
     assert row["p10"] == pytest.approx(1.5) and row["p90"] == pytest.approx(23.9)
     assert row["gini"] == pytest.approx(192 / 336)
     assert s.loc["head", "gini"] == pytest.approx(fig06.gini(np.array([1, 2, 3, 4])))
+    assert s["dead"].tolist() == [1, 1, 1]  # T_n = 0: l3 neuron 2, l2 neuron 4, head neuron 2
+    table = fig06.compute(stats_files)
+    assert table.equals(pd.read_csv(csv, dtype={"video": str}))
+    assert fig06.summary_table(stats_files).equals(pd.read_csv(summ, dtype={"video": str}))
 
 
 def test_gini():

@@ -105,7 +105,7 @@ def test_pixel_groups_keys_and_labels():
                                                       "k": 5, "seed": 0}
     again = pixel_groups((frame * 255).round().astype(np.uint8), pan, k=5, grid=(2, 4), seed=0)
     assert np.array_equal(again["gabor"], groups["gabor"])  # same uint8 grey image
-    fixed = pixel_groups(frame, pan, k=5, grid=(2, 4), seed=0, gabor_mode="fixed")
+    fixed = pixel_groups(frame, pan, k=5, grid=(2, 4), seed=0, gabor_mode="full")
     assert fixed["gabor"].shape == (24, 40)
     flat = pixel_groups(np.full((6, 8, 3), 0.5), np.zeros((6, 8), int), k=4, grid=(2, 2), seed=0)
     assert np.all(flat["rgb"] == 0)  # one distinct colour → one group
@@ -125,7 +125,7 @@ def test_gabor_reference_bank_wraps_modulo_256():
             exact = ndimage.convolve(grey.astype(np.float64), kernel, mode="wrap")
             assert np.array_equal(feats[..., q], np.mod(np.trunc(exact), 256).astype(np.uint8))
             q += 1
-    fixed = gabor_features(grey, "fixed")
+    fixed = gabor_features(grey, "full")
     assert fixed.shape == (20, 30, 24) and fixed.dtype == np.float64
     with pytest.raises(ValueError):
         gabor_features(grey, "other")

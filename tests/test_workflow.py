@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import shutil
 import subprocess
@@ -12,9 +13,13 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from PIL import Image
 
 from tests.conftest import BIN, ROOT, snakemake
 from xinc.config import load_config, validate
+from xinc.config_checks import recorded_config
+from xinc.figure_plan import FIGURES
+from xinc.flow import read_flow
 from xinc.models import load_checkpoint
 from xinc.stats import canvas_pair_change, declared_nbytes, read_frame_stats, read_pair_stats
 
@@ -117,16 +122,63 @@ def smoke_run(tmp_path_factory) -> Path:
     return workdir
 
 
-def test_smoke_dag_produces_every_figure(smoke_run):
+@pytest.mark.parametrize("name", sorted(FIGURES))
+def test_smoke_dag_produces_every_figure(smoke_run, name):
     figures = results(smoke_run) / "figures"
-    for name in ("fig03", "fig04", "fig06"):
-        png, csv = figures / f"{name}.png", figures / f"{name}.csv"
-        assert png.stat().st_size > 5000, f"{png} is too small to be a plot"
-        table = pd.read_csv(csv)
-        assert len(table) > 0, f"{csv} is empty"
+    png, csv = figures / f"{name}.png", figures / f"{name}.csv"
+    with Image.open(png) as image:
+        pixels = np.asarray(image.convert("L"))
+    assert pixels.shape[0] > 200 and pixels.std() > 5, f"{png} is blank"
+    table = pd.read_csv(csv)
+    module = importlib.import_module(f"xinc.plots.{FIGURES[name].module}")
+    assert list(table.columns) == module.COLUMNS and len(table) > 0, csv
+    assert (figures / f"{name}_summary.csv").is_file() == FIGURES[name].summary
+
+
+def test_smoke_figures_show_what_the_config_selects(smoke_run):
+    figures = results(smoke_run) / "figures"
     fig06 = pd.read_csv(figures / "fig06.csv")
-    assert set(fig06["arch"]) == {"nerv", "ffn"}
+    assert set(fig06["arch"]) == {"nerv", "ffn"} and set(fig06["seed"]) == {1}
+    assert set(fig06["frame"]) == {4}  # the key frame of both videos
     assert (fig06["pixels"] >= 0).all() and (fig06["pixels"] <= 32 * 64).all()
+    assert set(pd.read_csv(figures / "fig11.csv")["layer"]) == {"l1", "b1"}
+    fig19 = pd.read_csv(figures / "fig19.csv")
+    assert set(fig19["layer"]) == {"b2", "b1"} and set(fig19["frame"]) == {4, 9, 14}
+    fig09 = pd.read_csv(figures / "fig09.csv")
+    assert set(zip(fig09["frame_prev"], fig09["frame"], strict=True)) == {(0, 1), (4, 5)}
+
+
+def test_smoke_findings_restate_every_claim(smoke_run):
+    findings = pd.read_csv(results(smoke_run) / "tables" / "findings.csv")
+    assert set(findings["figure"]) == {"fig04", "fig06", "fig07", "fig08", "fig09"}
+    assert (findings["n"] <= 4).all() and (findings["n"] >= 1).all()  # 2 videos x 2 seeds
+    assert set(findings["data"]) == {"synthetic"}
+    finite = findings.dropna(subset=["value"])
+    assert (finite["ci_low"] <= finite["value"] + 1e-12).all()
+    assert (finite["value"] <= finite["ci_high"] + 1e-12).all()
+
+
+def test_smoke_instance_tables_equal_the_panoptic_labels(smoke_run):
+    for ds, vid in (("cityscapes_vps", "0001"), ("vipseg", "1_xincSynth01a")):
+        table = pd.read_csv(results(smoke_run) / "tables" / "instances" / ds / f"{vid}.csv")
+        work = next((smoke_run / "data" / "work" / ds).glob(f"*/{vid}/32x64"))
+        meta = json.loads((work / "meta.json").read_text())
+        panoptic = np.load(work / "panoptic.npy")
+        assert sorted(set(table["frame"])) == [4, 9, 14]
+        for frame, rows in table.groupby("frame"):
+            labels = panoptic[meta["annotated_t"].index(frame)]
+            ids, counts = np.unique(labels, return_counts=True)
+            want = {int(i) if i >= 0 else -2: int(c) for i, c in zip(ids, counts, strict=True)}
+            assert dict(zip(rows["pan_id"], rows["area"], strict=True)) == want
+        tracks = table.groupby("pan_id")["track"].nunique()
+        assert (tracks == 1).all()  # one name per segment over time
+
+
+def test_smoke_flow_files(smoke_run):
+    for path in sorted((results(smoke_run) / "flow").rglob("*.npz")):
+        flow = read_flow(path)
+        assert flow["u"].shape == (32, 64)
+        np.testing.assert_allclose(flow["magnitude"], np.hypot(flow["u"], flow["v"]), rtol=1e-5)
 
 
 def test_smoke_models_report_psnr(smoke_run):
@@ -138,7 +190,7 @@ def test_smoke_models_report_psnr(smoke_run):
         assert np.isfinite(psnr) and psnr > 5, path
     table = pd.read_csv(results(smoke_run) / "tables" / "table_s1.csv").set_index("arch")
     assert table.loc["nerv", "params"] == 21501 and table.loc["ffn", "params"] == 851
-    assert table.loc["nerv", "n"] == 2 and table.loc["ffn", "n"] == 2  # two videos, one seed
+    assert table.loc["nerv", "n"] == 4 and table.loc["ffn", "n"] == 4  # two videos, two seeds
     assert (table["bpp_mean"] > 0).all()
 
 
@@ -198,11 +250,11 @@ def test_smoke_canvas_files_hold_only_declared_statistics(smoke_run):
 
 def test_smoke_pair_stats_equal_direct_computation(smoke_run):
     files = sorted((results(smoke_run) / "pair").rglob("*.npz"))
-    layers = load_config(str(ROOT / "presets" / "smoke.yaml"))["canvas"]["layers"]["nerv"]
-    assert len(files) == 2 * len(layers)  # two videos, one seed, t = 1
-    for path in files:
+    assert len(files) == 2 * 2 * 2 * 2  # videos x seeds x pairs (t = 1, 5) x layers (Fig 9's)
+    assert {f.stem for f in files} == {"head", "b3"}
+    for path in files[::3]:
         delta, meta = read_pair_stats(path)
-        assert (meta["frame_prev"], meta["frame"], meta["layer"]) == (0, 1, path.stem)
+        assert (meta["frame"] - 1, meta["layer"]) == (meta["frame_prev"], path.stem)
         ckpt = results(smoke_run) / "models" / "nerv" / meta["dataset"] / meta["video"] / \
             f"s{meta['seed']}" / "ckpt.pt"
         model = load_checkpoint(ckpt)
@@ -230,7 +282,7 @@ def test_mistyped_pretrained_path_is_an_error_after_training(smoke_run, tmp_path
                                       "s{seed}.pth\n"), "--directory", str(smoke_run))
     assert result.returncode != 0
     assert "Nothing to be done" not in result.stdout + result.stderr
-    assert "config key pretrained.nerv: 2 of 2 checkpoints" in output(result)
+    assert "config key pretrained.nerv: 4 of 4 checkpoints" in output(result)
     assert "mine/cityscapes_vps/0001/s1.pth" in output(result)
     assert "mine/vipseg/1_xincSynth01a/s1.pth" in output(result)
 
@@ -240,13 +292,13 @@ def test_pretrained_checkpoints_replace_the_trained_models(smoke_run, tmp_path):
     for ckpt in sorted((results(smoke_run) / "models" / "nerv").rglob("ckpt.pt")):
         ds, vid, seed = ckpt.parts[-4:-1]
         dst = mine / ds / vid / f"{seed}.pt"
-        dst.parent.mkdir(parents=True)
+        dst.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(ckpt, dst)
     text = f"pretrained:\n  nerv: {mine}/{{dataset}}/{{video}}/s{{seed}}.pt\n"
     result = snakemake("-n", *overlay(tmp_path, text), "--directory", str(smoke_run))
     assert result.returncode == 0, result.stderr
     plan = planned_rules(result)
-    assert plan["import_nerv"] == 2 and plan["canvas_nerv"] == 2
+    assert plan["import_nerv"] == 4 and plan["canvas_nerv"] == 12  # 2 videos x 2 seeds x 3
     assert "train_nerv" not in plan and "train_ffn_vipseg" not in plan
 
 
@@ -264,7 +316,7 @@ def test_runs_keep_their_own_results_and_share_data(smoke_run, tmp_path):
                        "--directory", str(smoke_run))
     assert result.returncode == 0, result.stderr
     plan = planned_rules(result)
-    assert plan["train_nerv"] == 2 and plan["fig04"] == 1 and plan["run_config"] == 1
+    assert plan["train_nerv"] == 4 and plan["fig04"] == 1 and plan["run_config"] == 1
     assert not {"synth_dataset", "prepare_video", "working_res"} & set(plan)  # data is shared
     assert "results/other/models/nerv/vipseg" in result.stdout
     assert "results/smoke/" not in result.stdout
@@ -278,7 +330,8 @@ def test_runs_keep_their_own_results_and_share_data(smoke_run, tmp_path):
 
 def test_run_records_its_resolved_config(smoke_run, tmp_path):
     recorded = yaml.safe_load((results(smoke_run) / "config.yaml").read_text())
-    assert recorded == load_config(str(ROOT / "presets" / "smoke.yaml"), ROOT)
+    assert recorded == recorded_config(load_config(str(ROOT / "presets" / "smoke.yaml"), ROOT))
+    assert "chunk" not in recorded["canvas"] and "device" not in recorded  # speed knobs
     changed = snakemake("-n", *overlay(tmp_path, "train:\n  nerv:\n    epochs: 5\n"),
                         "--directory", str(smoke_run))
     assert "results/smoke/config.yaml records another configuration " \
@@ -289,10 +342,100 @@ def test_run_records_its_resolved_config(smoke_run, tmp_path):
 def test_failed_job_shows_its_error_on_the_console(smoke_run, tmp_path):
     work = tmp_path / "copy"
     shutil.copytree(smoke_run, work, symlinks=True)
-    target = "results/smoke/pair/nerv/vipseg/1_xincSynth01a/s1/t40/head.npz"
-    result = snakemake("--cores", "1", *overlay(tmp_path, "canvas:\n  pair_frames: [40]\n"),
-                       "--directory", str(work), target)
+    stats = results(work) / "stats" / "ffn" / "vipseg" / "1_xincSynth01a" / "s1" / "f4" / "l2.npz"
+    stats.write_bytes(stats.read_bytes()[:200])  # a damaged statistics file
+    result = snakemake("--cores", "1", "--configfile", str(ROOT / "presets" / "smoke.yaml"),
+                       "--directory", str(work), "fig06", "--forcerun", "fig06")
     assert result.returncode != 0
-    assert "[pair_stats ds=vipseg vid=1_xincSynth01a seed=1 t=40] error:" in result.stderr
-    assert "set canvas.pair_frames within 1 … 30" in result.stderr
-    assert not (work / target).exists()
+    assert "[fig06] error:" in result.stderr
+    assert "l2.npz: truncated or unreadable" in result.stderr
+    assert "rerun it with `snakemake --forcerun canvas_ffn`" in result.stderr
+    assert not (results(work) / "figures" / "fig06.png").exists()
+
+
+def test_a_figure_key_reruns_only_that_figure(smoke_run, tmp_path):
+    result = snakemake("-n", *overlay(tmp_path, "figures:\n  fig03: {neurons: 2}\n"),
+                       "--directory", str(smoke_run))
+    assert result.returncode == 0, result.stderr
+    assert planned_rules(result) == {"fig03": 1, "run_config": 1, "all": 1}
+    switch = snakemake("-n", *overlay(tmp_path, "stats:\n  gridcells: lattice\n", "g.yaml"),
+                       "--directory", str(smoke_run))
+    assert set(planned_rules(switch)) == {"fig04", "fig16", "findings", "run_config", "all"}
+
+
+def test_speed_knobs_rerun_nothing(smoke_run, tmp_path):
+    text = "canvas:\n  chunk: 7\ndevice: cpu\n"
+    result = snakemake("-n", *overlay(tmp_path, text), "--set-threads", "canvas_nerv=1",
+                       "--directory", str(smoke_run))
+    assert result.returncode == 0, result.stderr
+    assert "Nothing to be done" in output(result)
+    assert "records another configuration" not in result.stderr
+
+
+def test_forcing_one_figure_is_one_job(smoke_run):
+    result = snakemake("-n", "--configfile", str(ROOT / "presets" / "smoke.yaml"),
+                       "--directory", str(smoke_run), "-f", "results/smoke/figures/fig16.png")
+    assert planned_rules(result) == {"fig16": 1}
+
+
+def test_figures_and_tables_are_local_rules():
+    """Seconds of plotting are never submitted to a cluster."""
+    local = {"table_s1", "findings", "instance_table", "run_config"}
+    rules = ROOT / "workflow" / "rules"
+    for path in rules.glob("*.smk"):
+        for block in path.read_text().split("\nrule ")[1:]:
+            name = block.split(":")[0]
+            assert ("localrule: True" in block) == (name in local), name
+    figures = (rules / "figures.smk").read_text().split("for _name in SELECTIONS:")[1]
+    assert "localrule: True" in figures
+
+
+def test_same_config_twice_gives_identical_tables(smoke_run, tmp_path):
+    work = tmp_path / "again"
+    shutil.copytree(smoke_run, work, symlinks=True)
+    # one figure of each kind of inputs (frames, summary, objects over time, motion) and the
+    # tables: each recomputed from the same statistics must give the same bytes
+    rules = ["fig01", "fig04", "fig08", "fig09", "findings", "instance_table"]
+    written = [*(results(work) / "figures").glob("*.csv"),
+               *(results(work) / "tables").rglob("*.csv")]
+    before = {p: p.read_bytes() for p in written}
+    result = snakemake("--cores", "2", "--configfile", str(ROOT / "presets" / "smoke.yaml"),
+                       "--directory", str(work), "--forcerun", *rules)
+    assert result.returncode == 0, result.stderr
+    assert all(f"localrule {rule}:" in output(result) for rule in rules)
+    for path, content in before.items():
+        assert path.read_bytes() == content, path
+
+
+def test_annotated_frames_plan_six_nerv_frames_per_video(smoke_run, tmp_path):
+    result = snakemake("-n", *overlay(tmp_path, "canvas:\n  frames: annotated\n"),
+                       "--directory", str(smoke_run))
+    assert result.returncode == 0, result.stderr
+    plan = planned_rules(result)
+    # new frames: Cityscapes-VPS 19, 24, 29 and VIPSeg 0, 6, 12, 18, 24, 30 minus 4, 9, 14 kept
+    # ... but the key frame moves for VIPSeg (0), so its FFNs retrain
+    assert plan["canvas_nerv"] == 2 * (3 + 6)
+    assert plan["train_ffn_vipseg"] == 1 and "train_ffn_cityscapes_vps" not in plan
+
+
+def test_paper_preset_plans_every_job(tmp_path):
+    """The paper preset on (empty) folders shaped like the real datasets: every job planned."""
+    cs, vip = tmp_path / "cs", tmp_path / "vip"
+    cs.mkdir()
+    paper = load_config(str(ROOT / "presets" / "paper.yaml"), ROOT)
+    for vid in paper["datasets"]["vipseg"]["videos"]:
+        for sub, ext in (("images", "jpg"), ("panomasks", "png")):
+            folder = vip / sub / vid
+            folder.mkdir(parents=True)
+            for i in range(36):
+                (folder / f"{5 * i:08d}.{ext}").touch()
+    roots = tmp_path / "roots.yaml"
+    roots.write_text(f"datasets: {{cityscapes_vps: {{root: {cs}}}, vipseg: {{root: {vip}}}}}\n")
+    result = snakemake("-n", "--configfile", str(ROOT / "presets" / "paper.yaml"), str(roots),
+                       "--directory", str(tmp_path))
+    assert result.returncode == 0, output(result)
+    plan = planned_rules(result)
+    assert plan["train_nerv"] == 9 * 5 and plan["canvas_ffn"] == 9 * 5
+    assert plan["canvas_nerv"] == 9 * 5 * 6 and plan["pair_stats"] == 9 * 5 * 2
+    assert all(plan[name] == 1 for name in FIGURES)
+    assert sum(plan.values()) == 585

@@ -55,6 +55,18 @@ def _with_defaults(validator_class: type) -> type:
     return jsonschema.validators.extend(validator_class, {"properties": set_defaults})
 
 
+def _without_echoes(errors: list[Any]) -> list[Any]:
+    """Drop `unevaluatedProperties` errors of an object that has another error inside it: a
+    property that fails its own schema counts as unevaluated too, and would be named twice."""
+    def inside(error: Any, path: tuple[Any, ...]) -> bool:
+        return tuple(error.absolute_path)[:len(path)] == path
+
+    return [e for e in errors
+            if e.validator != "unevaluatedProperties"
+            or not any(other is not e and other.validator != "unevaluatedProperties"
+                       and inside(other, tuple(e.absolute_path)) for other in errors)]
+
+
 def _key(path: Iterable[Any]) -> str:
     return ".".join(str(p) for p in path) or "<top level>"
 
@@ -109,7 +121,8 @@ def validate(config: dict[str, Any], root: Path | None = None) -> dict[str, Any]
     schema = load_schema(root)
     config = copy.deepcopy(config)
     validator = _with_defaults(jsonschema.Draft202012Validator)(schema)
-    errors = sorted(validator.iter_errors(config), key=lambda e: _key(e.absolute_path))
+    errors = _without_echoes(sorted(validator.iter_errors(config),
+                                    key=lambda e: _key(e.absolute_path)))
     if errors:
         errors = [jsonschema.exceptions.best_match([e]) for e in errors]
         lines = [describe(e, schema) for e in errors]

@@ -6,6 +6,7 @@ Like `xinc.config`, this needs only the standard library and PyYAML.
 
 from __future__ import annotations
 
+import copy
 import math
 import os
 import string
@@ -16,6 +17,7 @@ from typing import Any
 import yaml
 
 from xinc.config import ConfigError
+from xinc.frame_plan import VideoFrames, plan_frames
 
 PLACEHOLDERS = {"nerv": ("dataset", "video", "seed"), "ffn": ("dataset", "video", "seed", "frame")}
 SHOWN_PATHS = 10  # missing paths listed in a message; the rest are counted
@@ -73,9 +75,9 @@ def _template_fields(template: str) -> set[str]:
 
 
 def pretrained_paths(config: Mapping[str, Any], arch: str,
-                     frames: Mapping[str, Sequence[int]]) -> list[str]:
-    """Every path `pretrained.<arch>` expands to for the configured videos, seeds (and analysed
-    frames of an FFN); `ConfigError` for an unknown placeholder."""
+                     frames: Mapping[str, Mapping[str, Sequence[int]]]) -> list[str]:
+    """Every path `pretrained.<arch>` expands to for the configured videos, seeds (and the FFN
+    frames {dataset: {video: frames}}); `ConfigError` for an unknown placeholder."""
     template = config["pretrained"][arch]
     allowed = PLACEHOLDERS[arch]
     unknown = _template_fields(template) - set(allowed)
@@ -85,10 +87,10 @@ def pretrained_paths(config: Mapping[str, Any], arch: str,
             f"{', '.join('{' + u + '}' for u in sorted(unknown))} in {template!r}; "
             f"allowed: {', '.join('{' + a + '}' for a in allowed)}")
     paths = []
-    for ds, ds_frames in frames.items():
-        for video in config["datasets"][ds]["videos"]:
+    for ds, videos in frames.items():
+        for video, video_frames in videos.items():
             for seed in config["seeds"]:
-                for frame in ds_frames if arch == "ffn" else [None]:
+                for frame in video_frames if arch == "ffn" else [None]:
                     path = template.format(dataset=ds, video=video, seed=seed, frame=frame)
                     if path not in paths:
                         paths.append(path)
@@ -96,7 +98,7 @@ def pretrained_paths(config: Mapping[str, Any], arch: str,
 
 
 def pretrained_problems(config: Mapping[str, Any],
-                        frames: Mapping[str, Sequence[int]]) -> list[str]:
+                        frames: Mapping[str, Mapping[str, Sequence[int]]]) -> list[str]:
     """Every pretrained checkpoint the config names must exist and be readable."""
     problems = []
     for arch in PLACEHOLDERS:
@@ -116,15 +118,29 @@ def pretrained_problems(config: Mapping[str, Any],
     return problems
 
 
-def check_workflow_config(config: Mapping[str, Any],
-                          frames: Mapping[str, Sequence[int]]) -> None:
-    """All checks; `frames`: the analysed raw frames of every dataset with videos.
-    Raises `ConfigError` listing every problem."""
+def pair_problems(config: Mapping[str, Any],
+                  plan: Mapping[str, Mapping[str, VideoFrames]]) -> list[str]:
+    """Every pair frame t of `canvas.pair_frames` needs frames t − 1 and t of every video."""
+    return [f"config key canvas.pair_frames: t = {t} needs frames {t - 1} and {t}, but "
+            f"{ds}/{vid} has {frames.n_frames} frames; use t within 1 … {frames.n_frames - 1}"
+            for ds, videos in plan.items() for vid, frames in videos.items()
+            for t in config["canvas"]["pair_frames"] if t >= frames.n_frames]
+
+
+def check_workflow_config(config: Mapping[str, Any], videos: Mapping[str, Sequence[str]]
+                          ) -> dict[str, dict[str, VideoFrames]]:
+    """All checks of the config with `videos` {dataset: ids}; returns the frames of every video
+    (`xinc.frame_plan`). Raises `ConfigError` listing every problem."""
     problems = [*nerv_size_problems(config), *grid_problems(config),
-                *dataset_root_problems(config, list(frames)),
-                *pretrained_problems(config, frames)]
+                *dataset_root_problems(config, list(videos))]
+    if problems:  # the frame plan reads the dataset folders
+        raise ConfigError("\n".join(problems))
+    plan = plan_frames(dict(config), {ds: list(ids) for ds, ids in videos.items()})
+    ffn = {ds: {vid: frames.ffn for vid, frames in vids.items()} for ds, vids in plan.items()}
+    problems = [*pretrained_problems(config, ffn), *pair_problems(config, plan)]
     if problems:
         raise ConfigError("\n".join(problems))
+    return plan
 
 
 class _Absent:
@@ -156,9 +172,25 @@ def config_differences(recorded: Any, current: Any) -> list[str]:
             for key, old, new in differences(recorded, current)]
 
 
+#: Settings that change how fast results are computed, never the results: not recorded, so
+#: changing them neither reruns a job nor makes a run's record differ.
+SPEED_KEYS = (("canvas", "chunk"), ("device",))
+
+
+def recorded_config(config: Mapping[str, Any]) -> dict[str, Any]:
+    """`config` as `results/<run>/config.yaml` records it: without `SPEED_KEYS`."""
+    out = copy.deepcopy(dict(config))
+    for *parents, last in SPEED_KEYS:
+        node = out
+        for key in parents:
+            node = node.get(key, {})
+        node.pop(last, None)
+    return out
+
+
 def recorded_differences(path: str | Path, config: Mapping[str, Any]) -> list[str]:
-    """Differences between the config recorded in a run folder (`path`) and `config`; empty
-    when nothing is recorded yet."""
+    """Differences between the config recorded in a run folder (`path`) and `config` (both
+    without `SPEED_KEYS`); empty when nothing is recorded yet."""
     path = Path(path)
     if not path.is_file():
         return []
@@ -166,4 +198,4 @@ def recorded_differences(path: str | Path, config: Mapping[str, Any]) -> list[st
         recorded = yaml.safe_load(path.read_text())
     except (OSError, yaml.YAMLError) as err:
         return [f"{path} is unreadable ({err})"]
-    return config_differences(recorded, dict(config))
+    return config_differences(recorded_config(recorded or {}), recorded_config(config))

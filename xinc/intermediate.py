@@ -53,6 +53,8 @@ PRODUCERS: tuple[Producer, ...] = (
     Producer("stats", "nerv", ("*.npz",), ("canvas_nerv",)),
     Producer("stats", "ffn", ("*.npz",), ("canvas_ffn",)),
     Producer("pair", None, ("*.npz",), ("pair_stats",)),
+    Producer("flow", None, ("f*.npz",), ("flow",)),
+    Producer("instances", None, ("*.csv",), ("instance_table",)),
 )
 
 

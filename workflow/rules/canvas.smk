@@ -1,5 +1,7 @@
 # Canvas: every layer's contribution maps of one model at one frame, streamed into per-frame
-# statistics in one job (a full canvas is never written).
+# statistics in one job (a full canvas is never written). Params hold only the settings that
+# change the numbers; the speed knobs (canvas.chunk, device) are read from the config by the
+# scripts, so changing them reruns nothing.
 
 
 rule canvas_nerv:
@@ -24,9 +26,8 @@ rule canvas_nerv:
         runtime=30,
     params:
         layers=LAYERS["nerv"],
-        canvas=config["canvas"],
-        stats=config["stats"],
-        device=config["device"],
+        canvas=canvas_params(),
+        stats=sample_params(),
     script:
         "../scripts/canvas_stats.py"
 
@@ -53,9 +54,8 @@ rule canvas_ffn:
         runtime=30,
     params:
         layers=LAYERS["ffn"],
-        canvas=config["canvas"],
-        stats=config["stats"],
-        device=config["device"],
+        canvas=canvas_params(),
+        stats=sample_params(),
     script:
         "../scripts/canvas_stats.py"
 
@@ -67,7 +67,7 @@ rule pair_stats:
     output:
         delta=expand(
             f"{RESULTS}/pair/nerv/{{{{ds}}}}/{{{{vid}}}}/s{{{{seed}}}}/t{{{{t}}}}/{{layer}}.npz",
-            layer=LAYERS["nerv"],
+            layer=PAIR_LAYERS,
         ),
     log:
         f"{LOGS}/pair/nerv/{{ds}}/{{vid}}/s{{seed}}/t{{t}}.log",
@@ -80,8 +80,7 @@ rule pair_stats:
         mem_mb=3000,
         runtime=30,
     params:
-        layers=LAYERS["nerv"],
-        canvas=config["canvas"],
-        device=config["device"],
+        layers=PAIR_LAYERS,
+        canvas=canvas_params(("mode", "bias", "neuron")),
     script:
         "../scripts/pair_stats.py"

@@ -8,7 +8,17 @@ from pathlib import Path
 # dependencies), so the main Snakemake process needs none of xinc's others under --use-conda.
 sys.path.insert(0, workflow.basedir)
 from xinc.config import ConfigError, validate
-from xinc.config_checks import check_workflow_config, recorded_differences
+from xinc.config_checks import (
+    check_workflow_config,
+    recorded_config,
+    recorded_differences,
+)
+from xinc.figure_plan import (
+    FIGURES as FIGURE_SPECS,
+    Selection,
+    figure_panels,
+    figure_selection,
+)
 
 config.update(validate(config, Path(workflow.basedir)))
 
@@ -21,15 +31,25 @@ VIDEOS = {ds: config["datasets"][ds]["videos"] for ds in DATASETS}
 SEEDS = config["seeds"]
 ARCHS = ["nerv", "ffn"]
 LAYERS = config["canvas"]["layers"]
-# First annotated raw frame of a video (datasets.md §1): Cityscapes-VPS labels 4, 9, ..., 29.
-# Mirrors xinc.data.first_annotated_frame (the Snakefile imports no module that needs numpy).
-FIRST_ANNOTATED = {"cityscapes_vps": 4, "vipseg": 0}
-# raw frames analysed per video (config canvas.frames: "first" = the first annotated frame)
-ANALYSED_FRAMES = {ds: [FIRST_ANNOTATED[ds]] for ds in DATASETS}
 
-# Everything the config names (sizes, dataset folders, pretrained checkpoints) is checked now,
-# before any job: errors raised later, inside input functions, are planned around by Snakemake.
-check_workflow_config(config, ANALYSED_FRAMES)
+# Everything the config names (sizes, dataset folders, pretrained checkpoints, frames) is
+# checked now, before any job: errors raised later, inside input functions, are planned around
+# by Snakemake. FRAMES[ds][vid]: the video's length, annotated, NeRV and FFN frames and key
+# frame (xinc.frame_plan).
+FRAMES = check_workflow_config(config, VIDEOS)
+
+# What each figure shows (xinc.figure_plan); a figure none of whose layers is traced is left out.
+SELECTIONS = {}
+for _name, _spec in FIGURE_SPECS.items():
+    _selection = figure_selection(_spec, config, VIDEOS, LAYERS)
+    if _selection is None:
+        print(
+            f"xinc: {_name} is left out: none of its layers ({', '.join(_spec.layers)}) is "
+            f"in canvas.layers; add them there or set figures.{_name}.layers",
+            file=sys.stderr,
+        )
+    else:
+        SELECTIONS[_name] = _selection
 
 # ---------------------------------------------------------------- folder layout
 # Data folders are named by what determines their content, so that runs of other settings
@@ -41,6 +61,8 @@ BENCHMARKS = f"benchmarks/{RUN}"
 SYNTH_TAG = "{scale}-seed{seed}".format(**config["synthetic"])
 SYNTH = f"data/synthetic/{SYNTH_TAG}"
 ORIGIN = f"synthetic-{SYNTH_TAG}" if config["source"] == "synthetic" else "real"
+# what the numbers of the findings table come from
+DATA_LABEL = "synthetic" if config["source"] == "synthetic" else "+".join(DATASETS)
 # per dataset: where its frames come from and how they are cropped
 VARIANT = {
     ds: ORIGIN + ("-crop{}x{}".format(*spec["crop"]) if spec.get("crop") else "")
@@ -48,6 +70,7 @@ VARIANT = {
 }
 WORK = "{}x{}".format(*config["working_size"])
 CONFIG_RECORD = f"{RESULTS}/config.yaml"
+RECORDED_CONFIG = recorded_config(config)
 
 for _line in recorded_differences(CONFIG_RECORD, config):
     print(
@@ -94,11 +117,21 @@ def work_file(name):
     return path
 
 
-def ffn_batch_outputs(ds, name):
+def ffn_groups(ds):
+    """Videos of `ds` grouped by their FFN frames: {frames: [videos]} (one batched training
+    rule per group; one group unless canvas.ffn_frames is `all` on videos of other lengths).
+    """
+    groups = {}
+    for vid in VIDEOS[ds]:
+        groups.setdefault(FRAMES[ds][vid].ffn, []).append(vid)
+    return groups
+
+
+def ffn_batch_outputs(ds, frames, name):
     """Per-model files of the batched FFN job of one {vid} of dataset `ds` (frames x seeds)."""
     return [
         f"{RESULTS}/models/ffn/{ds}/{{vid}}/f{f}/s{seed}/{name}"
-        for f in ANALYSED_FRAMES[ds]
+        for f in frames
         for seed in SEEDS
     ]
 
@@ -135,37 +168,34 @@ def stats_path(arch, ds, vid, seed, f, layer):
     return f"{RESULTS}/stats/{arch}/{ds}/{vid}/s{seed}/f{f}/{layer}.npz"
 
 
-def figure_panels():
-    """Every (arch, dataset, video, layer) panel of the per-frame figures: first seed and frame."""
-    seed = SEEDS[0]
-    return [
-        {
-            "arch": arch,
-            "dataset": ds,
-            "video": vid,
-            "layer": layer,
-            "seed": seed,
-            "frame": f,
-        }
-        for arch in ARCHS
-        for ds in DATASETS
-        for vid in VIDEOS[ds]
-        for f in ANALYSED_FRAMES[ds]
-        for layer in LAYERS[arch]
-    ]
-
-
-def figure_stats(wildcards):
+def panel_paths(panels):
     return [
         stats_path(
             p["arch"], p["dataset"], p["video"], p["seed"], p["frame"], p["layer"]
         )
-        for p in figure_panels()
+        for p in panels
     ]
 
 
+def frames_files(selection):
+    """Working-resolution frames of each video of a figure, in the order of its videos."""
+    return [work_path(ds, vid, "frames_pil.npy") for ds, vid in selection.videos]
+
+
+def pair_path(ds, vid, seed, t, layer):
+    return f"{RESULTS}/pair/nerv/{ds}/{vid}/s{seed}/t{t}/{layer}.npz"
+
+
+def flow_path(ds, vid, t):
+    return f"{RESULTS}/flow/{ds}/{vid}/f{t}.npz"
+
+
+def instance_table_path(ds, vid):
+    return f"{RESULTS}/tables/instances/{ds}/{vid}.csv"
+
+
 def all_model_metrics():
-    """metrics.json of every trained model: one NeRV per video, one FFN per analysed frame."""
+    """metrics.json of every trained model: one NeRV per video, one FFN per FFN frame."""
     return [
         f"{RESULTS}/models/nerv/{ds}/{vid}/s{seed}/metrics.json"
         for ds in DATASETS
@@ -175,17 +205,176 @@ def all_model_metrics():
         f"{RESULTS}/models/ffn/{ds}/{vid}/f{f}/s{seed}/metrics.json"
         for ds in DATASETS
         for vid in VIDEOS[ds]
-        for f in ANALYSED_FRAMES[ds]
+        for f in FRAMES[ds][vid].ffn
         for seed in SEEDS
     ]
 
 
-FIGURES = expand(f"{RESULTS}/figures/{{fig}}.png", fig=["fig03", "fig04", "fig06"])
+def every_stats(arch):
+    """Statistics of every model, traced frame and layer of one architecture."""
+    return [
+        stats_path(arch, ds, vid, seed, f, layer)
+        for ds in DATASETS
+        for vid in VIDEOS[ds]
+        for seed in SEEDS
+        for f in (FRAMES[ds][vid].nerv if arch == "nerv" else FRAMES[ds][vid].ffn)
+        for layer in LAYERS[arch]
+    ]
+
+
+def canvas_params(keys=("mode", "bias", "neuron", "time_index")):
+    return {key: config["canvas"][key] for key in keys}
+
+
+def sample_params():
+    return {key: config["stats"][key] for key in ("sample_neurons", "seed")}
+
+
+def instance_table_stats(wildcards):
+    """One statistics file per NeRV frame of the video (first seed and layer): each holds the
+    frame's segment ids and areas."""
+    layer, seed = LAYERS["nerv"][0], SEEDS[0]
+    return [
+        stats_path("nerv", wildcards.ds, wildcards.vid, seed, f, layer)
+        for f in FRAMES[wildcards.ds][wildcards.vid].nerv
+    ]
+
+
+def findings_panels():
+    """Every model at its video's key frame (all layers), and every NeRV over its frames."""
+    every = figure_selection_all()
+    key = [
+        p for arch in ("ffn", "nerv") for p in figure_panels(every, FRAMES, arch=arch)
+    ]
+    over_time = figure_panels(every, FRAMES, arch="nerv", all_frames=True)
+    return key, over_time
+
+
+def figure_selection_all():
+    """A selection of every video, seed and traced layer."""
+    return Selection(
+        tuple((ds, vid) for ds in DATASETS for vid in VIDEOS[ds]),
+        tuple(SEEDS),
+        {arch: tuple(LAYERS[arch]) for arch in ("ffn", "nerv")},
+    )
+
+
+FINDINGS_KEY, FINDINGS_OVER_TIME = findings_panels()
+
+
+def figure_inputs(name):
+    """Input function of figure `name`: its statistics (or pairs and flows), the frames and
+    instance tables it reads."""
+    spec, sel = FIGURE_SPECS[name], SELECTIONS[name]
+
+    def inputs(wildcards):
+        files = {}
+        if spec.kind == "frame":
+            files["stats"] = panel_paths(frame_panels(name))
+        elif spec.kind == "objects":
+            files["ffn_stats"] = panel_paths(figure_panels(sel, FRAMES, arch="ffn"))
+            files["nerv_stats"] = panel_paths(
+                figure_panels(sel, FRAMES, arch="nerv", all_frames=True)
+            )
+            files["tables"] = [instance_table_path(ds, vid) for ds, vid in sel.videos]
+        else:
+            files["pairs"] = [pair_path(*key) for key in motion_pairs(name)]
+            files["flows"] = [flow_path(*key) for key in motion_flows(name)]
+        if spec.frames:
+            files["frames"] = frames_files(sel)
+        return files
+
+    return inputs
+
+
+def frame_panels(name):
+    sel = SELECTIONS[name]
+    return [
+        p for arch in ("ffn", "nerv") for p in figure_panels(sel, FRAMES, arch=arch)
+    ]
+
+
+def motion_pairs(name):
+    """(dataset, video, seed, t, layer) of every pair figure `name` shows."""
+    sel = SELECTIONS[name]
+    return [
+        (ds, vid, seed, t, layer)
+        for ds, vid in sel.videos
+        for seed in sel.seeds
+        for t in PAIR_FRAMES
+        for layer in sel.layers["nerv"]
+    ]
+
+
+def motion_flows(name):
+    return [(ds, vid, t) for ds, vid in SELECTIONS[name].videos for t in PAIR_FRAMES]
+
+
+def figure_params(name):
+    """Labels of the inputs and the options of figure `name` (its config and the switches it
+    uses, nothing else)."""
+    spec, own, stats = FIGURE_SPECS[name], config["figures"][name], config["stats"]
+    sel = SELECTIONS[name]
+    options = {"title": spec.title} if spec.title else {}
+    if spec.module in ("fig01", "fig03"):
+        key = "neurons" if spec.module == "fig01" else "max_neurons"
+        options[key] = own["neurons"]
+    if spec.module == "fig04":
+        options.update(
+            grid=stats["gridcells"], delta=stats["delta"], other=stats["other_segment"]
+        )
+    if spec.module == "fig08":
+        options.update(
+            ffn_neurons=own["ffn_neurons"],
+            nerv_neurons=own["nerv_neurons"],
+            seed=stats["seed"],
+            other=stats["other_segment"],
+        )
+    labels = {"videos": [list(v) for v in sel.videos]}
+    if spec.kind == "frame":
+        labels["panels"] = frame_panels(name)
+    elif spec.kind == "objects":
+        labels["ffn_panels"] = figure_panels(sel, FRAMES, arch="ffn")
+        labels["nerv_panels"] = figure_panels(sel, FRAMES, arch="nerv", all_frames=True)
+    else:
+        labels["flows"] = [list(key) for key in motion_flows(name)]
+    return {"labels": labels, "options": options}
+
+
+def figure_outputs(name):
+    spec = FIGURE_SPECS[name]
+    outputs = {
+        "png": report(
+            f"{RESULTS}/figures/{name}.png",
+            caption=f"../report/{name}.rst",
+            category="Figures",
+            labels={"figure": f"Fig {int(name[3:])}", "content": spec.content},
+        ),
+        "csv": f"{RESULTS}/figures/{name}.csv",
+    }
+    if spec.summary:
+        outputs["summary"] = f"{RESULTS}/figures/{name}_summary.csv"
+    return outputs
+
+
+# NeRV layers whose contribution change is computed (those Fig 9 shows), for every video and
+# seed (the findings table uses them all), and the flow of every pair.
+PAIR_LAYERS = SELECTIONS["fig09"].layers["nerv"] if "fig09" in SELECTIONS else ()
+PAIR_FRAMES = config["canvas"]["pair_frames"] if PAIR_LAYERS else []
 PAIRS = [
-    f"{RESULTS}/pair/nerv/{ds}/{vid}/s{seed}/t{t}/{layer}.npz"
+    pair_path(ds, vid, seed, t, layer)
     for ds in DATASETS
     for vid in VIDEOS[ds]
     for seed in SEEDS
-    for t in config["canvas"]["pair_frames"]
-    for layer in LAYERS["nerv"]
+    for t in PAIR_FRAMES
+    for layer in PAIR_LAYERS
 ]
+FLOWS = [
+    flow_path(ds, vid, t) for ds in DATASETS for vid in VIDEOS[ds] for t in PAIR_FRAMES
+]
+INSTANCE_TABLES = [
+    instance_table_path(ds, vid) for ds in DATASETS for vid in VIDEOS[ds]
+]
+FIGURES = [f"{RESULTS}/figures/{name}.png" for name in SELECTIONS]
+STATS = every_stats("nerv") + every_stats("ffn")
+TABLES = [f"{RESULTS}/tables/table_s1.csv", f"{RESULTS}/tables/findings.csv"]

@@ -1,4 +1,5 @@
-# Tables: numbers of the supplement computed from the trained models' metrics.
+# Tables: numbers of the supplement computed from the trained models' metrics, and the paper's
+# claims restated as measured numbers over every video and seed.
 
 
 rule table_s1:
@@ -16,7 +17,59 @@ rule table_s1:
         ),
     log:
         f"{LOGS}/tables/table_s1.log",
+    localrule: True
     conda:
         "../../envs/xinc.yaml"
     script:
         "../scripts/table_s1.py"
+
+
+rule findings:
+    input:
+        stats=panel_paths(FINDINGS_KEY),
+        nerv_stats=panel_paths(FINDINGS_OVER_TIME),
+        tables=INSTANCE_TABLES,
+        pairs=PAIRS,
+        flows=FLOWS,
+        frames=[
+            work_path(ds, vid, "frames_pil.npy")
+            for ds in DATASETS
+            for vid in VIDEOS[ds]
+        ],
+    output:
+        csv=report(
+            f"{RESULTS}/tables/findings.csv",
+            caption="../report/findings.rst",
+            category="Tables",
+            labels={
+                "table": "findings",
+                "content": "the paper's claims as measured numbers",
+            },
+        ),
+    log:
+        f"{LOGS}/tables/findings.log",
+    localrule: True
+    conda:
+        "../../envs/xinc.yaml"
+    params:
+        labels={
+            "panels": FINDINGS_KEY,
+            "nerv_panels": FINDINGS_OVER_TIME,
+            "videos": [[ds, vid] for ds in DATASETS for vid in VIDEOS[ds]],
+            "flows": [
+                [ds, vid, t]
+                for ds in DATASETS
+                for vid in VIDEOS[ds]
+                for t in PAIR_FRAMES
+            ],
+        },
+        options={
+            "grid": config["stats"]["gridcells"],
+            "delta": config["stats"]["delta"],
+            "other": config["stats"]["other_segment"],
+            "data": DATA_LABEL,
+            "seed": config["findings"]["seed"],
+            "n_boot": config["findings"]["bootstrap"],
+        },
+    script:
+        "../scripts/findings.py"

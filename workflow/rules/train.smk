@@ -19,7 +19,6 @@ if config["pretrained"]["nerv"]:
             "../../envs/xinc.yaml"
         params:
             model=config["models"]["nerv"],
-            device=config["device"],
         script:
             "../scripts/import_model.py"
 
@@ -45,7 +44,6 @@ else:
         params:
             model=config["models"]["nerv"],
             train=config["train"]["nerv"],
-            device=config["device"],
         script:
             "../scripts/train_nerv.py"
 
@@ -66,38 +64,39 @@ if config["pretrained"]["ffn"]:
             "../../envs/xinc.yaml"
         params:
             model=config["models"]["ffn"],
-            device=config["device"],
         script:
             "../scripts/import_model.py"
 
 else:
-    # all FFNs of one video (analysed frames x seeds) train as one batched job
+    # all FFNs of one video (FFN frames x seeds) train as one batched job
     for ds in DATASETS:
+        for _k, (_frames, _videos) in enumerate(ffn_groups(ds).items()):
 
-        rule:
-            name:
-                f"train_ffn_{ds}"
-            input:
-                frames=work_path(ds, "{vid}", "frames_pil.npy"),
-                meta=work_path(ds, "{vid}", "meta.json"),
-            output:
-                ckpts=ffn_batch_outputs(ds, "ckpt.pt"),
-                metrics=ffn_batch_outputs(ds, "metrics.json"),
-            log:
-                f"{LOGS}/train/ffn/{ds}/{{vid}}.log",
-            benchmark:
-                f"{BENCHMARKS}/train/ffn/{ds}/{{vid}}.tsv"
-            conda:
-                "../../envs/xinc.yaml"
-            threads: 1
-            resources:
-                mem_mb=2000,
-                runtime=120,
-            params:
-                frames=ANALYSED_FRAMES[ds],
-                seeds=SEEDS,
-                model=config["models"]["ffn"],
-                train=config["train"]["ffn"],
-                device=config["device"],
-            script:
-                "../scripts/train_ffn.py"
+            rule:
+                name:
+                    f"train_ffn_{ds}" + (f"_{_k}" if _k else "")
+                input:
+                    frames=work_path(ds, "{vid}", "frames_pil.npy"),
+                    meta=work_path(ds, "{vid}", "meta.json"),
+                output:
+                    ckpts=ffn_batch_outputs(ds, _frames, "ckpt.pt"),
+                    metrics=ffn_batch_outputs(ds, _frames, "metrics.json"),
+                log:
+                    f"{LOGS}/train/ffn/{ds}/{{vid}}.log",
+                benchmark:
+                    f"{BENCHMARKS}/train/ffn/{ds}/{{vid}}.tsv"
+                wildcard_constraints:
+                    vid="|".join(re.escape(v) for v in _videos),
+                conda:
+                    "../../envs/xinc.yaml"
+                threads: 1
+                resources:
+                    mem_mb=2000,
+                    runtime=120,
+                params:
+                    frames=list(_frames),
+                    seeds=SEEDS,
+                    model=config["models"]["ffn"],
+                    train=config["train"]["ffn"],
+                script:
+                    "../scripts/train_ffn.py"

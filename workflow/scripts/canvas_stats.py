@@ -16,7 +16,7 @@ canvas_stats(
     int(snakemake.wildcards.f),
     snakemake.output.stats,
     snakemake.params.layers,
-    canvas=snakemake.params.canvas,
+    canvas={**snakemake.params.canvas, "chunk": snakemake.config["canvas"]["chunk"]},
     stats=snakemake.params.stats,
-    device=snakemake.params.device,
+    device=snakemake.config["device"],
 )

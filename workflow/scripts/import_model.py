@@ -18,5 +18,5 @@ import_model(
     seed=int(snakemake.wildcards.seed),
     frame=frame,
     settings=snakemake.params.model,
-    device=snakemake.params.device,
+    device=snakemake.config["device"],
 )

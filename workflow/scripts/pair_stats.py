@@ -15,6 +15,6 @@ pair_stats(
     int(snakemake.wildcards.t),
     snakemake.output.delta,
     snakemake.params.layers,
-    canvas=snakemake.params.canvas,
-    device=snakemake.params.device,
+    canvas={**snakemake.params.canvas, "chunk": snakemake.config["canvas"]["chunk"]},
+    device=snakemake.config["device"],
 )

@@ -16,5 +16,5 @@ make_pixel_groups(
     clusters=stats["clusters"],
     grid=stats["grid"],
     seed=stats["seed"],
-    gabor_mode=stats["gabor_mode"],
+    gabor_mode=stats["gabor"],
 )

@@ -22,7 +22,7 @@ train_ffn_batch(
     seeds=list(snakemake.params.seeds),
     frame_ids=frame_ids,
     outputs=list(zip(snakemake.output.ckpts, snakemake.output.metrics, strict=True)),
-    device=snakemake.params.device,
+    device=snakemake.config["device"],
     meta={"dataset": meta["dataset"], "video": meta["video"], "frames": meta["T"]},
     state_path=f"{snakemake.output.ckpts[0]}.batch.state",
 )

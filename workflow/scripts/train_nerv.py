@@ -17,6 +17,6 @@ train_nerv(
     seed=int(snakemake.wildcards.seed),
     ckpt_path=snakemake.output.ckpt,
     metrics_path=snakemake.output.metrics,
-    device=snakemake.params.device,
+    device=snakemake.config["device"],
     meta={"dataset": meta["dataset"], "video": meta["video"]},
 )

@@ -15,13 +15,11 @@ from typing import Any
 import numpy as np
 
 from xinc.data.common import VideoSource, category_lut, layout_error, read_json, remap
+from xinc.frame_plan import FIRST_ANNOTATED, SNIPPET_LENGTH, cityscapes_annotated
 
 DATASET = "cityscapes_vps"
 SPLIT = "val"
 FPS = 17.0  # Cityscapes records video at 17 Hz
-SNIPPET_LENGTH = 30
-FIRST_ANNOTATED = 4
-ANNOTATION_STEP = 5
 CITIES = ("frankfurt", "lindau", "munster")
 GT_JSON = f"panoptic_gt_{SPLIT}_city_vps.json"
 FIX = ("run the official Cityscapes-VPS preparation (fetch_city_images, merge_datasets, "
@@ -49,7 +47,7 @@ CATEGORIES: tuple[dict[str, Any], ...] = tuple(
 
 def annotated_frames(n_frames: int = SNIPPET_LENGTH) -> list[int]:
     """0-based labelled positions in a snippet: 4, 9, ..., 29."""
-    return list(range(FIRST_ANNOTATED, n_frames, ANNOTATION_STEP))
+    return cityscapes_annotated(n_frames)
 
 
 def decode_panoptic(raw: np.ndarray, categories: Sequence[dict[str, Any]]) -> np.ndarray:

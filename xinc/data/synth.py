@@ -25,20 +25,10 @@ from xinc.data.common import remap
 from xinc.data.prepare import SYNTHETIC_MARKER
 from xinc.data.resize import center_crop, crop_box
 from xinc.data.scene import CROWD, VOID, Palette, Scene, build_scene
+from xinc.frame_plan import SYNTH_VIDEOS, SynthVideo
 from xinc.io import atomic_path
 
 GENERATOR_VERSION = 1
-
-
-@dataclass(frozen=True)
-class SynthVideo:
-    """One synthetic video: fixed id (independent of the seed), split, length, frame aspect."""
-
-    video: str
-    split: str
-    n_frames: int
-    aspect: float  # frame width / height
-    has_masks: bool = True
 
 
 @dataclass(frozen=True)
@@ -49,16 +39,6 @@ class SynthScale:
     crop: tuple[int, int] | None
     working: tuple[int, int]
 
-
-SYNTH_VIDEOS: dict[str, tuple[SynthVideo, ...]] = {
-    "cityscapes_vps": (SynthVideo("0001", "val", 30, 2.0), SynthVideo("0002", "val", 30, 2.0)),
-    "vipseg": (
-        SynthVideo("1_xincSynth01a", "train", 31, 16 / 9),
-        SynthVideo("2_xincSynth02b", "val", 12, 4 / 3),
-        SynthVideo("3_xincSynth03c", "train", 46, 16 / 9),
-        SynthVideo("4_xincSynth04d", "test", 10, 16 / 9, has_masks=False),
-    ),
-}
 
 SCALES: dict[str, dict[str, SynthScale]] = {
     "tiny": {"cityscapes_vps": SynthScale(64, None, (32, 64)),

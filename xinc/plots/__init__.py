@@ -13,16 +13,27 @@ This module does not import matplotlib; `xinc.plots.style` and the figure module
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+import math
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
-from xinc.intermediate import read_intermediate
+from xinc.intermediate import read_intermediate, read_npy
 
-__all__ = ["StatsInput", "as_inputs", "groups_in_order", "pair_inputs", "read_stats"]
+__all__ = ["FRAME_KEY", "Frames", "StatsInput", "as_inputs", "by_key", "frame_groups",
+           "grey_frame", "groups_in_order", "map_correlations", "pair_inputs", "read_frame",
+           "read_stats"]
+
+#: (dataset, video) → the video's working-resolution `frames_pil.npy` (formats.md §3).
+Frames = Mapping[tuple[str, str], str | Path]
+#: Columns naming one frame of one model: a row of the map figures.
+FRAME_KEY = ["dataset", "video", "seed", "frame"]
+#: Grey = RGB · these weights (skimage.color.rgb2gray, ITU-R BT.709).
+GREY_WEIGHTS = np.array([0.2125, 0.7154, 0.0721])
 
 
 @dataclass(frozen=True)
@@ -104,6 +115,14 @@ def pair_inputs(paths: Sequence[str | Path], panels: Sequence[dict[str, Any]]
                      for p, panel in zip(paths, panels, strict=True))
 
 
+def by_key(keys: Sequence[Sequence[Any]], paths: Sequence[str | Path]) -> dict[tuple, str]:
+    """{tuple(key): path} from parallel lists, e.g. (dataset, video) → frames file, as the rule
+    scripts receive them."""
+    if len(keys) != len(paths):
+        raise ValueError(f"{len(paths)} files for {len(keys)} keys")
+    return {tuple(key): str(path) for key, path in zip(keys, paths, strict=True)}
+
+
 def read_stats(path: str | Path, keys: Sequence[str] | None = None) -> dict[str, Any]:
     """Arrays `keys` (all when None) of a statistics npz plus its parsed `meta` dict.
 
@@ -127,3 +146,37 @@ def groups_in_order(inputs: Sequence[StatsInput]) -> dict[tuple, list[StatsInput
     for x in inputs:
         groups.setdefault(x.group_key, []).append(x)
     return groups
+
+
+def read_frame(frames: Frames, dataset: str, video: str, frame: int | None) -> np.ndarray:
+    """Raw frame `frame` of the video's working-resolution frames (uint8 [H, W, 3])."""
+    if (dataset, video) not in frames:
+        raise ValueError(f"no frames file for {dataset}/{video}")
+    array = read_npy(frames[(dataset, video)], mmap_mode="r")
+    if frame is None or not 0 <= int(frame) < array.shape[0]:
+        raise ValueError(f"frame {frame} not in {frames[(dataset, video)]} "
+                         f"({array.shape[0]} frames)")
+    return np.array(array[int(frame)])
+
+
+def grey_frame(rgb: np.ndarray, weights: np.ndarray = GREY_WEIGHTS) -> np.ndarray:
+    """Grey image (float64 [H, W], same scale as `rgb`): RGB · `weights`."""
+    return np.asarray(rgb, dtype=np.float64) @ weights
+
+
+def map_correlations(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
+    """(Pearson, Spearman) of two maps over all pixels; NaN when either map is constant."""
+    from scipy import stats  # imported here: most readers of statistics need no scipy
+
+    x = np.asarray(a, dtype=np.float64).ravel()
+    y = np.asarray(b, dtype=np.float64).ravel()
+    if x.size < 2 or np.ptp(x) == 0 or np.ptp(y) == 0:
+        return math.nan, math.nan
+    return float(stats.pearsonr(x, y).statistic), float(stats.spearmanr(x, y).statistic)
+
+
+def frame_groups(df: pd.DataFrame) -> list[pd.DataFrame]:
+    """The rows of `df` per :data:`FRAME_KEY`, in order of first appearance."""
+    keys = [tuple(None if pd.isna(v) else v for v in r)
+            for r in df[FRAME_KEY].itertuples(index=False)]
+    return [df[[k == key for k in keys]] for key in dict.fromkeys(keys)]

@@ -17,6 +17,7 @@ from typing import Any
 import matplotlib as mpl
 import numpy as np
 import pandas as pd
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from xinc.io import atomic_path
@@ -121,6 +122,28 @@ def line_colors(n: int) -> list[tuple[float, float, float, float]]:
     """`n` distinguishable colours from the magma map (its too-light end is avoided)."""
     cmap = mpl.colormaps[CMAP]
     return [cmap(x) for x in np.linspace(0.1, 0.75, n)] if n > 1 else [cmap(0.1)]
+
+
+def minmax(abs_map: np.ndarray) -> np.ndarray:
+    """(x - min) / (max - min) in float64; a constant map gives zeros."""
+    x = np.asarray(abs_map, dtype=np.float64)
+    lo, hi = float(x.min()), float(x.max())
+    return (x - lo) / (hi - lo) if hi > lo else np.zeros_like(x)
+
+
+def bare_axis(ax: Axes) -> None:
+    """No ticks, grid or spines: an image panel."""
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.grid(False)
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+
+
+def mark_dead(ax: Axes) -> None:
+    """The word "dead" in the middle of the panel."""
+    ax.text(0.5, 0.5, "dead", ha="center", va="center", color="white", fontsize=9,
+            fontweight="bold", transform=ax.transAxes)
 
 
 def choose_yscale(values: Sequence[np.ndarray] | np.ndarray, decades: float = 2.0) -> str:

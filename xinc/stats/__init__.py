@@ -1,46 +1,36 @@
-"""Pixel groupings and per-frame statistics of contribution maps (analyses.md §0.5–0.6)."""
+"""Pixel groupings and per-frame statistics of contribution maps (analyses.md §0.5–0.6).
 
-from xinc.stats.frame_stats import (
-    FrameStats,
-    canvas_frame_stats,
-    declared_nbytes,
-    frame_stats,
-    label_maps,
-    read_frame_stats,
-    sample_neurons,
-    write_frame_stats,
-)
-from xinc.stats.groupings import (
-    GROUPINGS,
-    gabor_features,
-    grid_groups,
-    instance_groups,
-    pixel_groups,
-)
-from xinc.stats.mass import MassHistogram
-from xinc.stats.pair import canvas_pair_change, pair_change, read_pair_stats, write_pair_stats
-from xinc.stats.variance import SIGNED_GROUPINGS, grouping_variance, stats_variances
+Names are imported from their submodule on first use (PEP 562), so that code reading
+statistics (figures, tables) does not import torch, which only computing them needs.
+"""
 
-__all__ = [
-    "GROUPINGS",
-    "SIGNED_GROUPINGS",
-    "FrameStats",
-    "MassHistogram",
-    "canvas_frame_stats",
-    "canvas_pair_change",
-    "declared_nbytes",
-    "frame_stats",
-    "gabor_features",
-    "grid_groups",
-    "grouping_variance",
-    "instance_groups",
-    "label_maps",
-    "pair_change",
-    "pixel_groups",
-    "read_frame_stats",
-    "read_pair_stats",
-    "sample_neurons",
-    "stats_variances",
-    "write_frame_stats",
-    "write_pair_stats",
-]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "frame": ("FrameStats", "canvas_frame_stats", "declared_nbytes", "frame_stats",
+                    "label_maps", "read_frame_stats", "sample_neurons", "write_frame_stats"),
+    "groupings": ("GROUPINGS", "gabor_features", "grid_groups", "instance_groups",
+                  "pixel_groups"),
+    "mass": ("MassHistogram",),
+    "pair": ("canvas_pair_change", "pair_change", "read_pair_stats", "write_pair_stats"),
+    "segments": ("OTHER_SEGMENTS", "instance_view"),
+    "variance": ("SIGNED_GROUPINGS", "grouping_variance", "stats_variances"),
+}
+_MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
+
+__all__ = sorted(_MODULE_OF)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _MODULE_OF:
+        raise AttributeError(f"module 'xinc.stats' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"xinc.stats.{_MODULE_OF[name]}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

@@ -10,7 +10,7 @@ Every grouping is an int32 label map [H, W] with the values 0 … G−1 (empty g
   responses of the grey image (PIL "L"). `reference`: the authors' bank, which stops after the
   first orientation (θ = 0; σ ∈ {1, 3} × f ∈ {0.05, 0.25, 0.5} = 6 filters), convolved with
   `scipy.ndimage.convolve(mode="wrap")` on the uint8 grey image into uint8 output, so responses
-  are truncated and wrap modulo 256 (B1, B2). `fixed`: the intended bank, 4 orientations
+  are truncated and wrap modulo 256 (B1, B2). `full`: the intended bank, 4 orientations
   (24 filters), on the float grey image in [0, 1] with float output.
 - `grid_lattice`: group i·sw + j = pixels with row ≡ i (mod sh) and column ≡ j (mod sw) (the
   authors' unfold-based "gridcells", B4).
@@ -24,14 +24,10 @@ import warnings
 
 import numpy as np
 from PIL import Image
-from scipy import ndimage
-from skimage.filters import gabor_kernel
-from sklearn.cluster import KMeans
-from sklearn.exceptions import ConvergenceWarning
 
 GROUPINGS = ("instances", "rgb", "gabor", "grid_lattice", "grid_contiguous")
 OTHER_ID = -2
-GABOR_MODES = ("reference", "fixed")
+GABOR_MODES = ("reference", "full")
 
 
 def _as_rgb(frame: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -57,6 +53,10 @@ def _relabel(labels: np.ndarray) -> np.ndarray:
 
 def _kmeans(features: np.ndarray, k: int, seed: int, **kwargs) -> np.ndarray:
     """k-means labels of [P, F] features; fewer distinct points than k just gives fewer groups."""
+    # imported here: every canvas job imports this module for `grid_groups`, few cluster
+    from sklearn.cluster import KMeans
+    from sklearn.exceptions import ConvergenceWarning
+
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=ConvergenceWarning)
         km = KMeans(n_clusters=k, random_state=seed, **kwargs).fit(features)
@@ -65,6 +65,9 @@ def _kmeans(features: np.ndarray, k: int, seed: int, **kwargs) -> np.ndarray:
 
 def gabor_features(grey: np.ndarray, mode: str = "reference") -> np.ndarray:
     """Per-pixel Gabor responses [H, W, F] of a uint8 grey image (see the module docstring)."""
+    from scipy import ndimage  # imported here, as sklearn in `_kmeans`
+    from skimage.filters import gabor_kernel
+
     if mode not in GABOR_MODES:
         raise ValueError(f"unknown gabor mode {mode!r}; expected one of {GABOR_MODES}")
     thetas = [0.0] if mode == "reference" else [q / 4.0 * np.pi for q in range(4)]

@@ -10,10 +10,12 @@ SIGNED_GROUPINGS = ("grid_lattice", "grid_contiguous")
 
 
 def grouping_variance(group_sums: np.ndarray, areas: np.ndarray, total: np.ndarray, *,
-                      signed: bool = False) -> np.ndarray:
+                      signed: bool = False, pixels: int | None = None) -> np.ndarray:
     """v_n = unbiased variance over groups g of δ_{n,g}, shape [N].
 
-    E_{n,g} = T_n·A_g / (H·W) with H·W = Σ_g A_g; δ = |S − E| / E, or (S − E) / E when `signed`
+    E_{n,g} = T_n·A_g / (H·W) with H·W = `pixels`, by default Σ_g A_g (groups that partition
+    the frame; pass it for overlapping groups such as the authors' "other", `xinc.stats.
+    segments`, or groups that leave pixels out); δ = |S − E| / E, or (S − E) / E when `signed`
     (the authors' gridcells). Dead neurons (T_n = 0) and groupings with < 2 groups give NaN.
     Near-uniform neurons (S ≈ E) amplify relative errors of S and T by ≈ 1/δ: pass float64
     sums (`FrameStats` accumulates them in float64).
@@ -26,7 +28,7 @@ def grouping_variance(group_sums: np.ndarray, areas: np.ndarray, total: np.ndarr
                          f"areas {areas.shape}")
     if areas.shape[0] < 2:
         return np.full(total.shape, np.nan)
-    expected = total[:, None] * areas[None, :] / areas.sum()
+    expected = total[:, None] * areas[None, :] / (areas.sum() if pixels is None else pixels)
     with np.errstate(divide="ignore", invalid="ignore"):
         delta = (sums - expected) / expected
     if not signed:

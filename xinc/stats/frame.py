@@ -105,6 +105,14 @@ class FrameStats:
         if self.sample_ids.size and not 0 <= self.sample_ids[0] <= self.sample_ids[-1] < n_neurons:
             raise ValueError(f"sample ids must lie in [0, {n_neurons})")
         self.meta = dict(meta or {})
+        # panoptic id of each instance group (`pixel_groups`' `instances_ids`), kept beside
+        # the group sums so that the statistics name their segments
+        self.instance_ids = (np.asarray(groups["instances_ids"], dtype=np.int64)
+                             if "instances" in self.labels and "instances_ids" in groups
+                             else None)
+        if self.instance_ids is not None and len(self.instance_ids) != len(self.areas["instances"]):
+            raise ValueError(f"instances_ids has {len(self.instance_ids)} entries for "
+                             f"{len(self.areas['instances'])} instance groups")
         self.total = np.zeros(n_neurons)
         self.group_sums = {g: np.zeros((n_neurons, len(a))) for g, a in self.areas.items()}
         self.counts = np.zeros(n_neurons, dtype=np.int64)
@@ -334,6 +342,8 @@ class FrameStats:
         out["value_curve_q"] = VALUE_LEVELS.copy()
         if "instances" in self.labels:
             out["instance_means"] = self.group_sums["instances"] / self.areas["instances"]
+        if self.instance_ids is not None:
+            out["instances_ids"] = self.instance_ids.copy()
         out["alive"] = self.total > 0
         for g in FEATURE_GROUPINGS:
             if g in self.labels:
@@ -400,6 +410,7 @@ def declared_nbytes(n_neurons: int, height: int, width: int, group_sizes: Mappin
         sizes[f"areas_{g}"] = 8 * count
         if g == "instances":
             sizes["instance_means"] = 8 * n * count
+            sizes["instances_ids"] = 8 * count
         if g in FEATURE_GROUPINGS:
             sizes[f"features_{g}"] = 4 * n * count
     pools = (height // POOL) * (width // POOL)
