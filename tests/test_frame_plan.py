@@ -80,6 +80,10 @@ def test_figure_selection_defaults_and_errors(smoke):
     assert sel.videos == (("cityscapes_vps", "0001"), ("vipseg", "1_xincSynth01a"),
                           ("vipseg", "2_xincSynth02b"))
     assert figure_selection(FIGURES["fig09"], smoke, VIDEOS, layers).layers["ffn"] == ()
+    motion = copy.deepcopy(smoke)
+    motion["figures"]["fig09"]["layers"] = ["head", "l3"]
+    with pytest.raises(ConfigError, match="figures.fig09.layers: l3 are FFN layers"):
+        figure_selection(FIGURES["fig09"], motion, VIDEOS, layers)
     assert figure_selection(FIGURES["fig19"], smoke, VIDEOS,
                             {"ffn": ["l1"], "nerv": ["head"]}) is None
     config = copy.deepcopy(smoke)

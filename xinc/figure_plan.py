@@ -115,7 +115,10 @@ def figure_selection(spec: FigureSpec, config: Mapping[str, Any],
         wanted = [lay for lay in spec.layers if lay in traced[layer_arch(lay)]]
     layers = {arch: tuple(lay for lay in wanted if layer_arch(lay) == arch)
               for arch in ("ffn", "nerv")}
-    if spec.kind == "motion":
+    if spec.kind == "motion":  # contribution change over time: NeRVs only
+        if own["layers"] and layers["ffn"]:
+            raise ConfigError(f"config key {key}.layers: {', '.join(layers['ffn'])} are FFN "
+                              "layers, but an FFN models one frame; list NeRV layers")
         layers["ffn"] = ()
     if not any(layers.values()):
         return None
