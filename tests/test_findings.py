@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 
 from xinc import findings
-from xinc.findings import COLUMNS, bootstrap_mean, compute, gini, render
+from xinc.findings import COLUMNS, bootstrap_mean, compute, render
+from xinc.stats import gini
 
 UNITS = [("synthetic", "v0", 1), ("synthetic", "v0", 2), ("synthetic", "v1", 1)]
 

@@ -297,12 +297,6 @@ def test_fig06_pixels_per_neuron(stats_files, tmp_path):
     assert fig06.summary_table(stats_files).equals(pd.read_csv(summ, dtype={"video": str}))
 
 
-def test_gini():
-    assert fig06.gini(np.array([3, 3, 3])) == 0.0
-    assert fig06.gini(np.array([0, 0, 0, 10])) == pytest.approx(0.75)
-    assert np.isnan(fig06.gini(np.zeros(3)))
-
-
 # ---------------------------------------------------------------- determinism
 
 def test_byte_reproducible_pdf(stats_files, tmp_path):

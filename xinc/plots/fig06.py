@@ -32,24 +32,15 @@ from xinc.plots.style import (
     save_figure,
     save_table,
 )
+from xinc.stats.spread import gini
 
-__all__ = ["COLUMNS", "SUMMARY_COLUMNS", "compute", "draw", "gini", "render", "summarise",
+__all__ = ["COLUMNS", "SUMMARY_COLUMNS", "compute", "draw", "render", "summarise",
            "summary_table"]
 
 IDS = ["dataset", "video", "arch", "layer", "seed", "frame"]
 COLUMNS = [*IDS, "rank", "neuron_id", "pixels"]
 SUMMARY_COLUMNS = ["dataset", "video", "arch", "layer", "seed", "frame", "neurons", "pixels_total",
                    "mean", "median", "p10", "p90", "gini", "zero_fraction", "dead"]
-
-
-def gini(x: np.ndarray) -> float:
-    """Gini coefficient of non-negative values (0 = all equal; NaN when empty or all zero)."""
-    x = np.sort(np.asarray(x, dtype=np.float64).ravel())
-    n, total = x.size, float(x.sum()) if x.size else 0.0
-    if n == 0 or total <= 0:
-        return math.nan
-    ranks = np.arange(1, n + 1, dtype=np.float64)
-    return float(2.0 * np.dot(ranks, x) / (n * total) - (n + 1) / n)
 
 
 def summarise(counts: np.ndarray) -> dict[str, float]:

@@ -17,6 +17,7 @@ _EXPORTS = {
     "mass": ("MassHistogram",),
     "pair": ("canvas_pair_change", "pair_change", "read_pair_stats", "write_pair_stats"),
     "segments": ("OTHER_SEGMENTS", "instance_view"),
+    "spread": ("gini",),
     "variance": ("SIGNED_GROUPINGS", "grouping_variance", "stats_variances"),
 }
 _MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
