@@ -26,15 +26,15 @@ import numpy as np
 import pandas as pd
 
 from xinc.intermediate import read_intermediate, read_json
-from xinc.io import atomic_path
 from xinc.plots import read_stats
+from xinc.plots.style import save_table
+from xinc.stats.segments import OTHER_ID
 
 __all__ = ["COLUMNS", "OTHER_ID", "read_instance_table", "video_instance_table",
            "write_instance_table"]
 
 COLUMNS = ["dataset", "video", "frame", "column", "pan_id", "track", "category_id", "category",
            "kind", "isthing", "area"]
-OTHER_ID = -2
 
 
 def _frame_of(path: Path, meta: Mapping[str, Any]) -> int:
@@ -151,11 +151,7 @@ def _check(df: pd.DataFrame, where: str) -> pd.DataFrame:
 
 def write_instance_table(path: str | Path, df: pd.DataFrame) -> Path:
     """Write the table as CSV atomically (no index, '\\n' line ends)."""
-    path = Path(path)
-    _check(df, "write_instance_table")
-    with atomic_path(path) as tmp:
-        df.to_csv(tmp, index=False, lineterminator="\n")
-    return path
+    return save_table(_check(df, "write_instance_table"), path)
 
 
 def read_instance_table(path: str | Path) -> pd.DataFrame:

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
-OTHER_ID = -2
+from xinc.stats.groupings import OTHER_ID
+
 OTHER_SEGMENTS = ("complement", "union")
 
 
