@@ -112,3 +112,14 @@ def test_recorded_config_differences(smoke, tmp_path):
     assert recorded_differences(record, changed) == [
         "train.nerv.epochs: 4 → 9", "working_size: [32, 64] → [64, 128]"]
     assert config_differences({"a": 1}, {"b": 2}) == ["a: 1 → None", "b: None → 2"]
+
+
+def test_cluster_settings_are_checked(smoke):
+    shown = with_changes(smoke, clusters__shown=7)
+    with pytest.raises(ConfigError, match=r"clusters\.shown: 7 clusters shown but k is 6"):
+        check_workflow_config(shown, VIDEOS)
+    deeper = with_changes(smoke, canvas__layers={"nerv": ["head", "b4"], "ffn": ["l1"]},
+                          clusters__joint_archs=True)
+    deeper["clusters"]["n_neighbors"].pop("joint")
+    with pytest.raises(ConfigError, match=r"n_neighbors: no entry for b4, joint"):
+        check_workflow_config(deeper, VIDEOS)

@@ -16,6 +16,9 @@ import yaml
 from PIL import Image
 
 from tests.conftest import BIN, ROOT, snakemake
+from xinc.canvas import ffn_canvas, nerv_canvas
+from xinc.cluster.layer import read_clusters
+from xinc.cluster.members import read_members
 from xinc.config import load_config, validate
 from xinc.config_checks import recorded_config
 from xinc.figure_plan import FIGURES
@@ -110,9 +113,12 @@ def output(result: subprocess.CompletedProcess) -> str:
 def smoke_run(tmp_path_factory) -> Path:
     """The whole DAG on presets/smoke.yaml in a scratch directory."""
     workdir = tmp_path_factory.mktemp("smoke")
+    # one thread per canvas job: on tiny models start-up dominates, so two jobs at a time
+    one_thread = [f"{rule}=1" for rule in ("canvas_nerv", "canvas_ffn", "canvas_nerv_untrained",
+                                           "canvas_ffn_untrained", "pair_stats")]
     result = snakemake(
         "--cores", "2", "--configfile", str(ROOT / "presets" / "smoke.yaml"),
-        "--directory", str(workdir),
+        "--directory", str(workdir), "--set-threads", *one_thread,
     )
     if result.returncode != 0:
         logs = "\n".join(
@@ -150,8 +156,12 @@ def test_smoke_figures_show_what_the_config_selects(smoke_run):
 
 def test_smoke_findings_restate_every_claim(smoke_run):
     findings = pd.read_csv(results(smoke_run) / "tables" / "findings.csv")
-    assert set(findings["figure"]) == {"fig04", "fig06", "fig07", "fig08", "fig09"}
+    assert set(findings["figure"]) == {"fig04", "fig06", "fig07", "fig08", "fig09", "fig10"}
     assert (findings["n"] <= 4).all() and (findings["n"] >= 1).all()  # 2 videos x 2 seeds
+    clusters = findings[findings["figure"] == "fig10"]  # one unit: video 0001, seed set 1 2
+    assert set(clusters["statistic"]) == {"seed_mixing", "seed_mixing_untrained",
+                                          "stability_ari", "ari_umap_raw"}
+    assert len(clusters) == 4 * 7 and (clusters["n"] == 1).all()
     assert set(findings["data"]) == {"synthetic"}
     finite = findings.dropna(subset=["value"])
     assert (finite["ci_low"] <= finite["value"] + 1e-12).all()
@@ -372,15 +382,17 @@ def test_speed_knobs_rerun_nothing(smoke_run, tmp_path):
     assert "records another configuration" not in result.stderr
 
 
-def test_forcing_one_figure_is_one_job(smoke_run):
+@pytest.mark.parametrize("name", ["fig16", "fig12"])
+def test_forcing_one_figure_is_one_job(smoke_run, name):
+    """Fig 12 too: its members and their maps are their own rule's output."""
     result = snakemake("-n", "--configfile", str(ROOT / "presets" / "smoke.yaml"),
-                       "--directory", str(smoke_run), "-f", "results/smoke/figures/fig16.png")
-    assert planned_rules(result) == {"fig16": 1}
+                       "--directory", str(smoke_run), "-f", f"results/smoke/figures/{name}.png")
+    assert planned_rules(result) == {name: 1}
 
 
 def test_figures_and_tables_are_local_rules():
     """Seconds of plotting are never submitted to a cluster."""
-    local = {"table_s1", "findings", "instance_table", "run_config"}
+    local = {"table_s1", "findings", "instance_table", "run_config", "cluster_table"}
     rules = ROOT / "workflow" / "rules"
     for path in rules.glob("*.smk"):
         for block in path.read_text().split("\nrule ")[1:]:
@@ -405,6 +417,83 @@ def test_same_config_twice_gives_identical_tables(smoke_run, tmp_path):
     assert all(f"localrule {rule}:" in output(result) for rule in rules)
     for path, content in before.items():
         assert path.read_bytes() == content, path
+
+
+CLUSTER_FILES = [f"clusters/cityscapes_vps/0001/f4/{arch}/{layer}/seeds_1-2.npz"
+                 for arch, layer in (("ffn", "l1"), ("ffn", "l2"), ("ffn", "l3"),
+                                     ("nerv", "head"), ("nerv", "b3"), ("nerv", "b2"),
+                                     ("nerv", "b1"))]
+
+
+def test_smoke_clusters_cover_every_alive_neuron_of_both_seeds(smoke_run):
+    run = results(smoke_run)
+    table = pd.read_csv(run / "tables" / "clusters.csv", dtype={"video": str})
+    assert len(table.drop_duplicates(["video", "arch", "layer"])) == len(CLUSTER_FILES)
+    for name in CLUSTER_FILES:
+        c = read_clusters(run / name)
+        meta = c["meta"]
+        assert meta["seeds"] == [1, 2] and meta["feature"] == "gabor" and meta["null_model"]
+        alive = {seed: read_frame_stats(smoke_run / meta["sources"][i])["alive"]
+                 for i, seed in enumerate((1, 2))}
+        for seed, mask in alive.items():
+            assert np.array_equal(c["neuron"][c["seed"] == seed], np.flatnonzero(mask)), name
+        sizes = np.bincount(c["labels"])
+        assert (np.diff(sizes) <= 0).all() and len(sizes) == meta["k_used"]  # 0 = largest
+        assert len(c["stability_labels"]) == 2 and np.isfinite(c["trust"]["null_mixing"])
+        rows = table[(table["arch"] == meta["arch"]) & (table["layer"] == meta["layer"])
+                     & (table["video"] == meta["video"])]
+        assert rows["size"].tolist() == sizes.tolist()
+        assert np.allclose(rows["layer_mixing"], c["trust"]["mixing"])
+
+
+def test_smoke_members_are_the_neurons_maps(smoke_run):
+    """Figs 12/13 members: drawn from their clusters, maps equal the full canvas's rows."""
+    run = results(smoke_run)
+    shown = pd.read_csv(run / "figures" / "fig12.csv")
+    for arch, layer in (("ffn", "l2"), ("nerv", "b2"), ("nerv", "head")):
+        base = run / "clusters" / "cityscapes_vps" / "0001" / "f4" / arch / layer
+        members = read_members(base / "seeds_1-2_members.npz")
+        clusters = read_clusters(base / "seeds_1-2.npz")
+        for cluster, seed, neuron in zip(members["cluster"], members["seed"],
+                                         members["neuron"], strict=True):
+            point = (clusters["seed"] == seed) & (clusters["neuron"] == neuron)
+            assert clusters["labels"][point].tolist() == [cluster]
+        assert set(members["cluster"]) == set(range(4))
+        for seed in (1, 2):
+            rows = members["seed"] == seed
+            frame = "" if arch == "nerv" else "f4/"
+            model = load_checkpoint(run / "models" / arch / "cityscapes_vps" / "0001" /
+                                    f"{frame}s{seed}" / "ckpt.pt")
+            if arch == "nerv":
+                full = nerv_canvas(model, 4 / model.meta["frames"], [layer])[layer]
+            else:
+                full = ffn_canvas(model, 32, 64, layers=[layer])[layer]
+            np.testing.assert_array_equal(members["maps"][rows],
+                                          full[members["neuron"][rows]].numpy())
+        drawn = shown[(shown["arch"] == arch) & (shown["layer"] == layer)]
+        assert sorted(zip(drawn["seed"], drawn["neuron"], strict=True)) == sorted(
+            zip(members["seed"].tolist(), members["neuron"].tolist(), strict=True))
+
+
+def test_same_config_twice_gives_identical_clusters(smoke_run, tmp_path):
+    """UMAP and k-means are seeded and single-threaded: recomputed, the same arrays and CSVs."""
+    work = tmp_path / "again"
+    shutil.copytree(smoke_run, work, symlinks=True)
+    names = [CLUSTER_FILES[0], CLUSTER_FILES[-1]]  # FFN L1; NeRV B1 with stability and null
+    before = {n: read_clusters(results(work) / n) for n in names}
+    csvs = {n: (results(work) / n).with_suffix(".csv").read_bytes() for n in names}
+    result = snakemake("--cores", "2", "--configfile", str(ROOT / "presets" / "smoke.yaml"),
+                       "--directory", str(work), "-f",
+                       *(f"results/smoke/{n}" for n in names))
+    assert result.returncode == 0, result.stderr
+    assert output(result).count("rule cluster_layer:") == 2
+    for name in names:
+        again = read_clusters(results(work) / name)
+        assert again["meta"] == before[name]["meta"] and again["trust"] == before[name]["trust"]
+        for key, array in before[name].items():
+            if isinstance(array, np.ndarray):
+                assert np.array_equal(again[key], array), (name, key)
+        assert (results(work) / name).with_suffix(".csv").read_bytes() == csvs[name]
 
 
 def test_annotated_frames_plan_six_nerv_frames_per_video(smoke_run, tmp_path):
@@ -438,4 +527,9 @@ def test_paper_preset_plans_every_job(tmp_path):
     assert plan["train_nerv"] == 9 * 5 and plan["canvas_ffn"] == 9 * 5
     assert plan["canvas_nerv"] == 9 * 5 * 6 and plan["pair_stats"] == 9 * 5 * 2
     assert all(plan[name] == 1 for name in FIGURES)
-    assert sum(plan.values()) == 585
+    # clusters: Fig 10 (1 video) and Fig 14 (5) over 5 seeds, Figs 12 and 13 (1 video each)
+    # on seed 1, every layer; untrained models of every seed of the six five-seed videos
+    assert plan["cluster_layer"] == (1 + 5) * 7 + 2 * 7
+    assert plan["canvas_nerv_untrained"] == plan["canvas_ffn_untrained"] == 6 * 5
+    assert plan["cluster_members_nerv"] == plan["cluster_members_ffn"] == 2
+    assert sum(plan.values()) == 585 + 56 + 60 + 4 + 1 + 4

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from xinc.bench import CASES as BENCH_CASES
-from xinc.bench import NERV_LAYERS
+from xinc.bench import CLUSTER_LAYERS, NERV_LAYERS
 
 
 def cmd_synth(args: argparse.Namespace) -> None:
@@ -65,6 +65,17 @@ def cmd_bench_canvas(args: argparse.Namespace) -> None:
     if args.naive_layers:
         kwargs["naive_layers"] = args.naive_layers
     result = run(args.preset, repeats=args.repeats, device=args.device, **kwargs)
+    print(format_report(result))
+    if args.json:
+        from xinc.io import write_json
+
+        write_json(args.json, result)
+
+
+def cmd_bench_clusters(args: argparse.Namespace) -> None:
+    from xinc.bench.clusters import format_report, run
+
+    result = run(args.layers, seeds=args.seeds, scale=args.scale, baseline=not args.no_baseline)
     print(format_report(result))
     if args.json:
         from xinc.io import write_json
@@ -198,6 +209,24 @@ def add_bench_canvas(bench_sub: argparse._SubParsersAction) -> None:
     canvas.set_defaults(func=cmd_bench_canvas)
 
 
+def add_bench_clusters(bench_sub: argparse._SubParsersAction) -> None:
+    clusters = bench_sub.add_parser(
+        "clusters", formatter_class=HelpFormatter,
+        help="one layer's UMAP + k-means at paper size vs umap-learn's defaults")
+    clusters.add_argument("--layers", nargs="+", choices=CLUSTER_LAYERS, metavar="LAYER",
+                          default=list(CLUSTER_LAYERS),
+                          help=f"of: {' '.join(CLUSTER_LAYERS)} (default: all)")
+    clusters.add_argument("--seeds", type=positive_int, default=5,
+                          help="seeds pooled per layer (paper 5)")
+    clusters.add_argument("--scale", type=float, default=1.0,
+                          help="fraction of the paper's neurons per seed")
+    clusters.add_argument("--no-baseline", action="store_true",
+                          help="time only ours (umap-learn's defaults take minutes on B1)")
+    clusters.add_argument("--json", help="also write the result as JSON here (default: not "
+                          "written)")
+    clusters.set_defaults(func=cmd_bench_clusters)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from xinc import __version__
 
@@ -214,9 +243,10 @@ def build_parser() -> argparse.ArgumentParser:
     bench = sub.add_parser("bench", formatter_class=HelpFormatter,
                            help="benchmarks (ratios against a baseline in the same run)")
     bench_sub = bench.add_subparsers(dest="benchmark", required=True, metavar="BENCHMARK",
-                                     help="train or canvas")
+                                     help="train, canvas or clusters")
     add_bench_train(bench_sub)
     add_bench_canvas(bench_sub)
+    add_bench_clusters(bench_sub)
     return parser
 
 

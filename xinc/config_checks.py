@@ -127,12 +127,30 @@ def pair_problems(config: Mapping[str, Any],
             for t in config["canvas"]["pair_frames"] if t >= frames.n_frames]
 
 
+def cluster_problems(config: Mapping[str, Any]) -> list[str]:
+    """clusters.shown within k; an n_neighbors entry for every traced layer (and for `joint`
+    when joint_archs is on)."""
+    own = config["clusters"]
+    problems = []
+    if own["shown"] > own["k"]:
+        problems.append(f"config key clusters.shown: {own['shown']} clusters shown but k is "
+                        f"{own['k']}; lower shown or raise k")
+    layers = [*config["canvas"]["layers"]["ffn"], *config["canvas"]["layers"]["nerv"]]
+    if own["joint_archs"]:
+        layers.append("joint")
+    missing = [layer for layer in layers if layer not in own["n_neighbors"]]
+    if missing:
+        problems.append(f"config key clusters.n_neighbors: no entry for {', '.join(missing)}; "
+                        "add one per traced layer (e.g. n_neighbors: {b4: 25})")
+    return problems
+
+
 def check_workflow_config(config: Mapping[str, Any], videos: Mapping[str, Sequence[str]]
                           ) -> dict[str, dict[str, VideoFrames]]:
     """All checks of the config with `videos` {dataset: ids}; returns the frames of every video
     (`xinc.frame_plan`). Raises `ConfigError` listing every problem."""
     problems = [*nerv_size_problems(config), *grid_problems(config),
-                *dataset_root_problems(config, list(videos))]
+                *cluster_problems(config), *dataset_root_problems(config, list(videos))]
     if problems:  # the frame plan reads the dataset folders
         raise ConfigError("\n".join(problems))
     plan = plan_frames(dict(config), {ds: list(ids) for ds, ids in videos.items()})

@@ -25,7 +25,11 @@ class FigureSpec:
 
     kind: `frame` = per-frame statistics at each video's key frame; `objects` = FFN statistics
     at the key frame and NeRV statistics over the analysed frames, plus instance tables;
-    `motion` = contribution change, optical flow and frames of the configured pairs.
+    `motion` = contribution change, optical flow and frames of the configured pairs;
+    `clusters` = cluster files (UMAP + k-means over the figure's seeds) at the key frame;
+    `members` = the sampled members' maps of those clusters.
+    videos / seeds: what `figures.<name>.videos / .seeds: null` stand for (`all` or `first`
+    configured seed; `all`, `first` or `last` configured video).
     """
 
     name: str
@@ -36,6 +40,8 @@ class FigureSpec:
     summary: bool = False  # also writes <name>_summary.csv
     frames: bool = False  # reads the working-resolution frames
     title: str | None = None  # None: the module's own title
+    videos: str = "all"
+    seeds: str = "first"
 
 
 FIGURES: dict[str, FigureSpec] = {spec.name: spec for spec in (
@@ -52,9 +58,18 @@ FIGURES: dict[str, FigureSpec] = {spec.name: spec for spec in (
                "contributions to segments over time", summary=True),
     FigureSpec("fig09", "fig09", "motion", ("head", "b3"), "contribution change vs flow",
                frames=True),
+    FigureSpec("fig10", "fig10", "clusters", ALL_LAYERS, "neuron clusters across seeds",
+               videos="first", seeds="all"),
     FigureSpec("fig11", "fig03", "frame", ("l1", "b1"), "first-layer contribution maps",
                title="Contribution maps of sample first-layer neurons (|C|, min-max per "
                      "neuron)"),
+    FigureSpec("fig12", "fig12", "members", ALL_LAYERS, "sampled neurons per cluster",
+               frames=True, videos="first"),
+    FigureSpec("fig13", "fig12", "members", ALL_LAYERS, "sampled neurons per cluster, "
+               "second video", frames=True, videos="last"),
+    FigureSpec("fig14", "fig10", "clusters", ALL_LAYERS, "neuron clusters across seeds, "
+               "other videos", seeds="all",
+               title="Neuron clusters across seeds on further videos"),
     FigureSpec("fig15", "fig06", "frame", ALL_LAYERS, "pixels per neuron, other videos",
                summary=True, title="Pixels per neuron on further videos"),
     FigureSpec("fig16", "fig04", "frame", ALL_LAYERS, "grouping variance, other videos",
@@ -91,13 +106,14 @@ def figure_selection(spec: FigureSpec, config: Mapping[str, Any],
     own = config["figures"][spec.name]
     key = f"figures.{spec.name}"
     owner = {vid: ds for ds, vids in videos.items() for vid in vids}
-    chosen = own["videos"] or [vid for vids in videos.values() for vid in vids]
+    every = [vid for vids in videos.values() for vid in vids]
+    chosen = own["videos"] or {"all": every, "first": every[:1], "last": every[-1:]}[spec.videos]
     unknown = [vid for vid in chosen if vid not in owner]
     if unknown:
         raise ConfigError(f"config key {key}.videos: {', '.join(unknown)} not among the "
                           f"configured videos ({', '.join(owner)}); add them to "
                           "datasets.<name>.videos or remove them here")
-    seeds = own["seeds"] or config["seeds"][:1]
+    seeds = own["seeds"] or (config["seeds"] if spec.seeds == "all" else config["seeds"][:1])
     missing = [s for s in seeds if s not in config["seeds"]]
     if missing:
         raise ConfigError(f"config key {key}.seeds: {missing} not among the trained seeds "

@@ -4,11 +4,14 @@ Inputs are the tables of the figure modules (their `compute` / summary DataFrame
 variance = fig04 (one row per neuron and grouping, v), pixels = fig06 (pixels per neuron),
 npp = fig07 (one row per neurons-per-pixel heat map: mean, std, cv), shares = fig08.kind_shares
 (share per kind thing/stuff/other per frame), motion = fig09 (per pair and layer Spearman of Δ_t
-with |flow| and with |I_t − I_{t−1}|). An empty (or None) table drops its claims.
+with |flow| and with |I_t − I_{t−1}|), clusters = the trust table of the neuron clusters
+(`xinc.cluster.layer.TRUST_COLUMNS`, one row per cluster). An empty (or None) table drops its
+claims.
 
 The unit of replication is one (dataset, video, seed) model. Per unit, architecture and layer one
 value is computed: on the unit's key frame (its earliest frame present) for Figs 4, 6 and 7, as
-the mean over the analysed frames for Fig 8 and over the pairs for Fig 9. Per (arch, layer,
+the mean over the analysed frames for Fig 8 and over the pairs for Fig 9. The clusters pool the
+seeds, so there the unit is (dataset, video, seed set): its layer-wide measures. Per (arch, layer,
 statistic) the table holds the mean over units, a seeded percentile bootstrap interval of that
 mean (a fresh ``np.random.default_rng(seed)`` per row, `n_boot` resamples of the units with
 replacement; one unit gives [value, value]) and n, the number of units whose value is finite
@@ -23,8 +26,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from xinc.intermediate import read_intermediate
+from xinc.io import save_table
 from xinc.plots import StatsInput
-from xinc.plots.style import save_table
 from xinc.stats.spread import gini
 
 __all__ = ["CLAIMS", "COLUMNS", "bootstrap_mean", "compute", "findings_from_files", "render",
@@ -40,8 +44,9 @@ CLAIMS = {
     "fig07": "FFN pixels are served by similar numbers of neurons, NeRV's vary widely",
     "fig08": "No high-level object semantics; things vs stuff",
     "fig09": "Contribution change is dominated by motion",
+    "fig10": "Clusters mix seeds: models of different seeds learn shared neuron types",
 }
-ARCH_ORDER = ("ffn", "nerv", "nerv-ffn")
+ARCH_ORDER = ("ffn", "nerv", "nerv-ffn", "joint")
 LAYER_ORDER = ("l1", "l2", "l3", "head", "b3", "b2", "b1", "all")
 GROUPINGS = ("instances", "rgb", "gabor")
 GRIDS = ("grid_lattice", "grid_contiguous")
@@ -54,7 +59,13 @@ _REQUIRED = {
     "npp": [*UNIT, "arch", "layer", "frame", "area", "cv"],
     "shares": [*UNIT, "arch", "layer", "frame", "kind", "share"],
     "motion": [*UNIT, "layer", "spearman_flow", "spearman_diff"],
+    "clusters": ["dataset", "video", "seed_set", "arch", "layer", "mixing_of", "layer_mixing",
+                 "layer_null_mixing", "layer_stability_ari_mean", "layer_ari_umap_raw"],
 }
+#: Findings of the clusters: statistic → trust-table column (mixing over seeds; a joint
+#: FFN + NeRV embedding gives arch_mixing instead).
+CLUSTER_STATS = {"seed_mixing": "layer_mixing", "seed_mixing_untrained": "layer_null_mixing",
+                 "stability_ari": "layer_stability_ari_mean", "ari_umap_raw": "layer_ari_umap_raw"}
 
 
 def bootstrap_mean(values: Sequence[float] | np.ndarray, *, seed: int = 0, n_boot: int = 1000,
@@ -170,6 +181,24 @@ def _motion_units(motion: pd.DataFrame) -> pd.DataFrame:
     return _long(mean, stats)
 
 
+def _clusters_units(clusters: pd.DataFrame) -> pd.DataFrame:
+    """Fig 10: per (dataset, video, seed set) and layer of a clustering of two seeds or more,
+    its seed mixing, that of the untrained models, the stability ARI and the ARI between the
+    embedding's and the raw vectors' clusters; for a joint embedding, its mixing over arch."""
+    layers = clusters.drop_duplicates(["dataset", "video", "seed_set", "arch", "layer"])
+    layers = layers.assign(seed=layers["seed_set"].astype(str))
+    parts = []
+    seeds = layers[(layers["mixing_of"] == "seed") & layers["seed"].str.contains(" ")]
+    if len(seeds):
+        wide = seeds.set_index([*UNIT, "arch", "layer"])[list(CLUSTER_STATS.values())]
+        parts.append(_long(wide.set_axis(list(CLUSTER_STATS), axis=1), list(CLUSTER_STATS)))
+    joint = layers[layers["mixing_of"] == "arch"]
+    if len(joint):
+        wide = joint.set_index([*UNIT, "arch", "layer"])[["layer_mixing"]]
+        parts.append(_long(wide.set_axis(["arch_mixing"], axis=1), ["arch_mixing"]))
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+
+
 def _summarise(units: pd.DataFrame, figure: str, *, data: str, seed: int, n_boot: int,
                level: float) -> list[dict]:
     """One row per (arch, layer, statistic) of per-unit values: mean, bootstrap CI, n."""
@@ -198,7 +227,7 @@ def _order(row: dict) -> tuple:
 def compute(variance: pd.DataFrame | None, pixels: pd.DataFrame | None,
             npp: pd.DataFrame | None, shares: pd.DataFrame | None,
             motion: pd.DataFrame | None, *, data: str, seed: int = 0, n_boot: int = 1000,
-            level: float = 0.95) -> pd.DataFrame:
+            level: float = 0.95, clusters: pd.DataFrame | None = None) -> pd.DataFrame:
     """The findings table (columns :data:`COLUMNS`), rows in a fixed order; see the module
     docstring for units, key frames and the bootstrap."""
     if n_boot < 1:
@@ -207,7 +236,8 @@ def compute(variance: pd.DataFrame | None, pixels: pd.DataFrame | None,
               "fig06": ("pixels", pixels, _pixels_units),
               "fig07": ("npp", npp, _npp_units),
               "fig08": ("shares", shares, _shares_units),
-              "fig09": ("motion", motion, _motion_units)}
+              "fig09": ("motion", motion, _motion_units),
+              "fig10": ("clusters", clusters, _clusters_units)}
     rows: list[dict] = []
     for figure, (name, df, units) in tables.items():
         if _present(name, df):
@@ -226,10 +256,11 @@ def write_findings(path: str | Path, df: pd.DataFrame) -> Path:
 def render(variance: pd.DataFrame | None, pixels: pd.DataFrame | None,
            npp: pd.DataFrame | None, shares: pd.DataFrame | None,
            motion: pd.DataFrame | None, csv_path: str | Path, *, data: str, seed: int = 0,
-           n_boot: int = 1000, level: float = 0.95) -> pd.DataFrame:
+           n_boot: int = 1000, level: float = 0.95,
+           clusters: pd.DataFrame | None = None) -> pd.DataFrame:
     """compute → write_findings(csv_path); returns the table."""
     df = compute(variance, pixels, npp, shares, motion, data=data, seed=seed, n_boot=n_boot,
-                 level=level)
+                 level=level, clusters=clusters)
     write_findings(csv_path, df)
     return df
 
@@ -238,12 +269,14 @@ def findings_from_files(stats: Sequence[StatsInput], nerv_stats: Sequence[StatsI
                         tables: Mapping[tuple, str | Path], pairs: Sequence[str | Path],
                         flows: Mapping[tuple, str | Path], frames: Mapping[tuple, str | Path],
                         csv_path: str | Path, *, grid: str, delta: str, other: str, data: str,
-                        seed: int = 0, n_boot: int = 1000) -> pd.DataFrame:
+                        seed: int = 0, n_boot: int = 1000,
+                        clusters: str | Path | None = None) -> pd.DataFrame:
     """Rule findings: the figure modules' tables over every unit, then :func:`render`.
 
     `stats`: every model at its key frame, every layer; `nerv_stats`: every NeRV at every
     analysed frame; `tables`: (dataset, video) → instance table; `pairs`, `flows`, `frames`:
-    the contribution changes, (dataset, video, t) → flow and (dataset, video) → frames of Fig 9.
+    the contribution changes, (dataset, video, t) → flow and (dataset, video) → frames of Fig 9;
+    `clusters`: the clusters' trust table (results/<run>/tables/clusters.csv).
     """
     from xinc.plots import fig04, fig06, fig07, fig08, fig09
 
@@ -254,4 +287,5 @@ def findings_from_files(stats: Sequence[StatsInput], nerv_stats: Sequence[StatsI
         fig07.compute(stats),
         fig08.kind_shares([*ffn_key, *nerv_stats], tables, other=other),
         fig09.compute(pairs, flows, frames) if pairs else None,
-        csv_path, data=data, seed=seed, n_boot=n_boot)
+        csv_path, data=data, seed=seed, n_boot=n_boot,
+        clusters=read_intermediate(clusters, pd.read_csv) if clusters else None)

@@ -26,8 +26,8 @@ import numpy as np
 import pandas as pd
 
 from xinc.intermediate import read_intermediate, read_json
+from xinc.io import save_table
 from xinc.plots import read_stats
-from xinc.plots.style import save_table
 from xinc.stats.segments import OTHER_ID
 
 __all__ = ["COLUMNS", "OTHER_ID", "read_instance_table", "video_instance_table",

@@ -55,6 +55,11 @@ PRODUCERS: tuple[Producer, ...] = (
     Producer("pair", None, ("*.npz",), ("pair_stats",)),
     Producer("flow", None, ("f*.npz",), ("flow",)),
     Producer("instances", None, ("*.csv",), ("instance_table",)),
+    Producer("stats_untrained", "nerv", ("*.npz",), ("canvas_nerv_untrained",)),
+    Producer("stats_untrained", "ffn", ("*.npz",), ("canvas_ffn_untrained",)),
+    Producer("clusters", None, ("seeds_*_members.npz",), ("cluster_members_<arch>",)),
+    Producer("clusters", None, ("seeds_*.npz",), ("cluster_layer",)),
+    Producer("tables", None, ("clusters.csv",), ("cluster_table",)),
 )
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 
 @contextmanager
@@ -34,6 +35,14 @@ def save_npz(path: str | Path, **arrays: Any) -> None:
     """Compressed npz; strings are stored as 0-d unicode arrays (no pickle needed to read)."""
     with atomic_path(path) as tmp, open(tmp, "wb") as fh:
         np.savez_compressed(fh, **{k: np.asarray(v) for k, v in arrays.items()})
+
+
+def save_table(df: pd.DataFrame, path: str | Path) -> Path:
+    """Write `df` as CSV atomically (no index, '\\n' line ends, full float precision)."""
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        df.to_csv(tmp, index=False, lineterminator="\n")
+    return path
 
 
 def write_json(path: str | Path, obj: Any) -> None:

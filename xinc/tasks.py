@@ -17,7 +17,14 @@ from xinc.canvas import layer_names
 from xinc.device import resolve_device
 from xinc.intermediate import read_intermediate, read_json, read_npy, read_npz
 from xinc.io import save_npz, write_json
-from xinc.models import NeRV, count_params, ffn_coords, import_checkpoint, load_checkpoint
+from xinc.models import (
+    NeRV,
+    count_params,
+    ffn_coords,
+    import_checkpoint,
+    load_checkpoint,
+    untrained_copy,
+)
 from xinc.stats import (
     canvas_frame_stats,
     canvas_pair_change,
@@ -104,10 +111,15 @@ def trace_frame(model: torch.nn.Module, groups: dict[str, np.ndarray], outputs: 
 
 def canvas_stats(ckpt: str | Path, groups: str | Path, meta: str | Path, frame: int,
                  outputs: Sequence[str | Path], layers: Sequence[str], *, canvas: dict[str, Any],
-                 stats: dict[str, Any], device: str = "auto") -> None:
-    """Rule canvas_{nerv,ffn}: statistics of every layer of one model at one frame."""
+                 stats: dict[str, Any], device: str = "auto", untrained: bool = False) -> None:
+    """Rule canvas_{nerv,ffn}: statistics of every layer of one model at one frame; with
+    `untrained`, of the model as initialised before training (`untrained_copy`: the null model
+    of the neuron clusters)."""
     info = read_json(meta)
-    model = load_model(ckpt).to(resolve_device(device))
+    model = load_model(ckpt)
+    if untrained:
+        model = untrained_copy(model)
+    model = model.to(resolve_device(device))
     height, width = info["working_size"]
     trace_frame(
         model, read_npz(groups), dict(zip(layers, map(Path, outputs), strict=True)),
@@ -116,7 +128,7 @@ def canvas_stats(ckpt: str | Path, groups: str | Path, meta: str | Path, frame: 
         neuron=canvas["neuron"], n_sample=stats["sample_neurons"],
         sample_seed=stats["seed"],
         meta={"dataset": info["dataset"], "video": info["video"], "frame": frame,
-              "seed": model.meta.get("seed")},
+              "seed": model.meta.get("seed"), **({"untrained": True} if untrained else {})},
     )
 
 

@@ -84,3 +84,42 @@ rule pair_stats:
         canvas=canvas_params(("mode", "bias", "neuron")),
     script:
         "../scripts/pair_stats.py"
+
+
+# The untrained models (each seed's initialisation, rebuilt from the trained checkpoint's
+# settings and seed): their statistics at the clustered frames are the null model of the
+# neuron clusters (clusters.null_model).
+for _arch in ARCHS:
+
+    rule:
+        name:
+            f"canvas_{_arch}_untrained"
+        input:
+            ckpt=lambda wildcards, arch=_arch: model_ckpt(
+                arch, wildcards.ds, wildcards.vid, wildcards.seed, wildcards.f
+            ),
+            groups=f"{RESULTS}/pixel_groups/{_arch}/{{ds}}/{{vid}}/f{{f}}.npz",
+            meta=work_file("meta.json"),
+        output:
+            stats=expand(
+                f"{RESULTS}/stats_untrained/{_arch}/{{{{ds}}}}/{{{{vid}}}}/s{{{{seed}}}}/"
+                "f{{f}}/{layer}.npz",
+                layer=LAYERS[_arch],
+            ),
+        log:
+            f"{LOGS}/canvas/{_arch}_untrained/{{ds}}/{{vid}}/s{{seed}}/f{{f}}.log",
+        benchmark:
+            f"{BENCHMARKS}/canvas/{_arch}_untrained/{{ds}}/{{vid}}/s{{seed}}/f{{f}}.tsv"
+        conda:
+            "../../envs/xinc.yaml"
+        threads: 2
+        resources:
+            mem_mb=3000,
+            runtime=30,
+        params:
+            layers=LAYERS[_arch],
+            canvas=canvas_params(),
+            stats=sample_params(),
+            untrained=True,
+        script:
+            "../scripts/canvas_stats.py"

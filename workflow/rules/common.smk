@@ -89,6 +89,7 @@ wildcard_constraints:
     t=r"\d+",
     arch="nerv|ffn",
     layer=r"head|b\d+|l\d+",
+    seedset=r"\d+(-\d+)*",
 
 
 def dataset_root(wildcards):
@@ -277,6 +278,12 @@ def figure_inputs(name):
                 figure_panels(sel, FRAMES, arch="nerv", all_frames=True)
             )
             files["tables"] = [instance_table_path(ds, vid) for ds, vid in sel.videos]
+        elif spec.kind == "clusters":
+            files["clusters"] = [
+                cluster_path(*key) for key in figure_clusters(name, joint=True)
+            ]
+        elif spec.kind == "members":
+            files["members"] = [members_path(*key) for key in figure_clusters(name)]
         else:
             files["pairs"] = [pair_path(*key) for key in motion_pairs(name)]
             files["flows"] = [flow_path(*key) for key in motion_flows(name)]
@@ -331,6 +338,10 @@ def figure_params(name):
             other=stats["other_segment"],
         )
     labels = {"videos": [list(v) for v in sel.videos]}
+    if spec.kind == "members":
+        options["shown_frames"] = {
+            f"{ds}/{vid}": list(FRAMES[ds][vid].nerv) for ds, vid in sel.videos
+        }
     if spec.kind == "frame":
         labels["panels"] = frame_panels(name)
     elif spec.kind == "objects":
@@ -357,6 +368,135 @@ def figure_outputs(name):
     return outputs
 
 
+def seed_set(seeds):
+    """Name of a set of seeds in cluster file names: '1-10-20'."""
+    return "-".join(str(seed) for seed in seeds)
+
+
+def cluster_path(ds, vid, f, arch, layer, seeds, suffix=".npz"):
+    return f"{RESULTS}/clusters/{ds}/{vid}/f{f}/{arch}/{layer}/seeds_{seed_set(seeds)}{suffix}"
+
+
+def members_path(ds, vid, f, arch, layer, seeds, suffix=".npz"):
+    return cluster_path(ds, vid, f, arch, layer, seeds, f"_members{suffix}")
+
+
+def untrained_stats_path(arch, ds, vid, seed, f, layer):
+    return f"{RESULTS}/stats_untrained/{arch}/{ds}/{vid}/s{seed}/f{f}/{layer}.npz"
+
+
+def figure_clusters(name, joint=False):
+    """(dataset, video, key frame, arch, layer, seeds) of every cluster file figure `name`
+    shows: each of its layers, and with `joint` the FFN + NeRV embedding (clusters.joint_archs).
+    """
+    sel = SELECTIONS[name]
+    keys = []
+    for ds, vid in sel.videos:
+        key = FRAMES[ds][vid].key
+        keys += [
+            (ds, vid, key, arch, layer, sel.seeds)
+            for arch in ("ffn", "nerv")
+            for layer in sel.layers[arch]
+        ]
+        if joint and config["clusters"]["joint_archs"]:
+            keys.append((ds, vid, key, "joint", "all", sel.seeds))
+    return keys
+
+
+def cluster_stats(wildcards, untrained=False):
+    """Statistics files clustered by one cluster_layer job: its layer of every seed, or every
+    traced layer of both architectures (arch `joint`); `untrained`: of the untrained models.
+    """
+    path = untrained_stats_path if untrained else stats_path
+    seeds = [int(seed) for seed in wildcards.seedset.split("-")]
+    if wildcards.arch == "joint":
+        layers = [(arch, layer) for arch in ("ffn", "nerv") for layer in LAYERS[arch]]
+    else:
+        layers = [(wildcards.arch, wildcards.layer)]
+    return [
+        path(arch, wildcards.ds, wildcards.vid, seed, wildcards.f, layer)
+        for arch, layer in layers
+        for seed in seeds
+    ]
+
+
+def cluster_inputs(wildcards):
+    """Input function of cluster_layer: the statistics, and those of the untrained models
+    when the null model applies (clusters.null_model, two seeds or more)."""
+    files = {"stats": cluster_stats(wildcards)}
+    if config["clusters"]["null_model"] and "-" in wildcards.seedset:
+        files["untrained"] = cluster_stats(wildcards, untrained=True)
+    return files
+
+
+def cluster_settings(wildcards):
+    """UMAP and k-means settings of the job's layer (xinc.cluster.layer.ClusterSettings)."""
+    own = config["clusters"]
+    keys = (
+        "k",
+        "min_dist",
+        "umap_seed",
+        "epochs",
+        "n_init",
+        "stability",
+        "silhouette_sample",
+    )
+    layer = "joint" if wildcards.arch == "joint" else wildcards.layer
+    return {
+        **{key: own[key] for key in keys},
+        "kmeans_seed": own["seed"],
+        "n_neighbors": own["n_neighbors"][layer],
+    }
+
+
+def member_layers(arch):
+    """Layers of `arch` whose members a cluster_members job draws: those Figs 12/13 show."""
+    shown = {
+        layer
+        for name, spec in FIGURE_SPECS.items()
+        if spec.kind == "members" and name in SELECTIONS
+        for layer in SELECTIONS[name].layers[arch]
+    }
+    return [layer for layer in LAYERS[arch] if layer in shown]
+
+
+def model_ckpt(arch, ds, vid, seed, f):
+    if arch == "nerv":
+        return f"{RESULTS}/models/nerv/{ds}/{vid}/s{seed}/ckpt.pt"
+    return f"{RESULTS}/models/ffn/{ds}/{vid}/f{f}/s{seed}/ckpt.pt"
+
+
+def member_inputs(arch):
+    """Input function of cluster_members_{arch}: the layers' cluster files and every seed's
+    model."""
+
+    def inputs(wildcards):
+        w = wildcards
+        seeds = [int(seed) for seed in w.seedset.split("-")]
+        return {
+            "clusters": [
+                cluster_path(w.ds, w.vid, w.f, arch, layer, seeds)
+                for layer in member_layers(arch)
+            ],
+            "ckpts": [model_ckpt(arch, w.ds, w.vid, seed, w.f) for seed in seeds],
+            "meta": work_path(w.ds, w.vid, "meta.json"),
+        }
+
+    return inputs
+
+
+# Cluster files of the trust table and the findings: those Figs 10 and 14 show (every seed by
+# default), with the joint embedding when configured.
+TRUST_CLUSTERS = list(
+    dict.fromkeys(
+        cluster_path(*key)
+        for name, spec in FIGURE_SPECS.items()
+        if spec.kind == "clusters" and name in SELECTIONS
+        for key in figure_clusters(name, joint=True)
+    )
+)
+
+
 # NeRV layers whose contribution change is computed (those Fig 9 shows), for every video and
 # seed (the findings table uses them all), and the flow of every pair.
 PAIR_LAYERS = SELECTIONS["fig09"].layers["nerv"] if "fig09" in SELECTIONS else ()
@@ -377,4 +517,8 @@ INSTANCE_TABLES = [
 ]
 FIGURES = [f"{RESULTS}/figures/{name}.png" for name in SELECTIONS]
 STATS = every_stats("nerv") + every_stats("ffn")
-TABLES = [f"{RESULTS}/tables/table_s1.csv", f"{RESULTS}/tables/findings.csv"]
+TABLES = [
+    f"{RESULTS}/tables/table_s1.csv",
+    f"{RESULTS}/tables/findings.csv",
+    f"{RESULTS}/tables/clusters.csv",
+]

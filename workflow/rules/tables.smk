@@ -31,6 +31,7 @@ rule findings:
         tables=INSTANCE_TABLES,
         pairs=PAIRS,
         flows=FLOWS,
+        clusters=f"{RESULTS}/tables/clusters.csv",
         frames=[
             work_path(ds, vid, "frames_pil.npy")
             for ds in DATASETS

@@ -19,4 +19,5 @@ canvas_stats(
     canvas={**snakemake.params.canvas, "chunk": snakemake.config["canvas"]["chunk"]},
     stats=snakemake.params.stats,
     device=snakemake.config["device"],
+    untrained=snakemake.params.get("untrained", False),
 )

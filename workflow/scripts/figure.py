@@ -2,7 +2,8 @@
 
 The rule's name is the figure; its spec says which module draws it and from which inputs:
 `frame` figures from per-frame statistics (and frames), `objects` from FFN and NeRV statistics
-and instance tables, `motion` from contribution changes, flows and frames.
+and instance tables, `motion` from contribution changes, flows and frames, `clusters` from
+cluster files, `members` from cluster members (and frames).
 """
 
 import importlib
@@ -25,6 +26,10 @@ elif spec.kind == "objects":
         pair_inputs(files.nerv_stats, labels["nerv_panels"]),
         by_key(labels["videos"], files.tables),
     ]
+elif spec.kind == "clusters":
+    inputs = [files.clusters]
+elif spec.kind == "members":
+    inputs = [files.members]
 else:
     inputs = [files.pairs, by_key(labels["flows"], files.flows)]
 if spec.frames:

@@ -16,5 +16,6 @@ findings_from_files(
     by_key(labels["flows"], snakemake.input.flows),
     by_key(labels["videos"], snakemake.input.frames),
     snakemake.output.csv,
+    clusters=snakemake.input.clusters,
     **snakemake.params.options,
 )

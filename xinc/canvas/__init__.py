@@ -77,9 +77,11 @@ def default_chunk(height: int, width: int, itemsize: int = 4,
 
 def iter_canvas(model: nn.Module, layer: str, *, t: float | torch.Tensor | None = None,
                 height: int | None = None, width: int | None = None, mode: str = "reference",
-                chunk: int | None = None, bias: str = "split",
-                neuron: str = "kernel") -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """Yield `(neuron ids [n], maps [n, H, W])`, n ≤ chunk, covering `layer` in id order.
+                chunk: int | None = None, bias: str = "split", neuron: str = "kernel",
+                ids: Sequence[int] | None = None
+                ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Yield `(neuron ids [n], maps [n, H, W])`, n ≤ chunk, covering `layer` in id order, or
+    only the neurons `ids` in their order (a few maps without the layer's canvas).
 
     NeRV needs `t` (a Python float or float64 tensor, t = i/T); FFN needs `height`, `width`.
     NeRV neuron id = i·K + k (input channel i, conv output channel k before PixelShuffle).
@@ -94,8 +96,10 @@ def iter_canvas(model: nn.Module, layer: str, *, t: float | torch.Tensor | None 
     if isinstance(model, NeRV):
         if t is None:
             raise ValueError("NeRV maps need the frame time t")
-        return nerv.iter_nerv(model, layer, t, mode=mode, chunk=chunk, bias=bias, neuron=neuron)
-    return ffn.iter_ffn(model, layer, h, w, mode=mode, chunk=chunk, bias=bias, neuron=neuron)
+        return nerv.iter_nerv(model, layer, t, mode=mode, chunk=chunk, bias=bias, neuron=neuron,
+                              ids=ids)
+    return ffn.iter_ffn(model, layer, h, w, mode=mode, chunk=chunk, bias=bias, neuron=neuron,
+                        ids=ids)
 
 
 @torch.no_grad()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 
 import torch
 
@@ -26,10 +26,20 @@ def mode_fn(modes: dict[str, Callable], mode: str) -> Callable:
     return modes[mode]
 
 
-def id_chunks(total: int, chunk: int, device: torch.device) -> Iterator[torch.Tensor]:
-    """Consecutive neuron-id ranges [start, start + chunk) covering 0 … total − 1."""
-    for start in range(0, total, chunk):
-        yield torch.arange(start, min(start + chunk, total), device=device)
+def id_chunks(total: int, chunk: int, device: torch.device,
+              ids: Sequence[int] | None = None) -> Iterator[torch.Tensor]:
+    """Consecutive neuron-id ranges [start, start + chunk) covering 0 … total − 1; or, given
+    `ids`, those ids in their order, `chunk` at a time (each checked to lie in 0 … total − 1)."""
+    if ids is None:
+        for start in range(0, total, chunk):
+            yield torch.arange(start, min(start + chunk, total), device=device)
+        return
+    wanted = torch.as_tensor(list(ids), dtype=torch.int64)
+    bad = wanted[(wanted < 0) | (wanted >= total)]
+    if len(bad):
+        raise ValueError(f"neuron ids {bad.tolist()[:5]} outside 0 … {total - 1}")
+    for start in range(0, len(wanted), chunk):
+        yield wanted[start:start + chunk].to(device)
 
 
 def fill_chunks(out: torch.Tensor, shape: tuple[int, ...], chunk: int,

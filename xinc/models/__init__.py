@@ -16,8 +16,8 @@ from xinc.models.nerv import NeRV, NeRVConfig
 ARCHS = ("nerv", "ffn")
 
 __all__ = ["ARCHS", "FFN", "FFNConfig", "NeRV", "NeRVConfig", "build_model", "count_params",
-           "ffn_coords", "import_checkpoint", "load_checkpoint", "model_config",
-           "save_checkpoint", "to_authors_state_dict"]
+           "ffn_coords", "import_checkpoint", "initial_model", "load_checkpoint",
+           "model_config", "save_checkpoint", "to_authors_state_dict", "untrained_copy"]
 
 
 def model_config(arch: str, settings: dict[str, Any]) -> NeRVConfig | FFNConfig:
@@ -33,6 +33,24 @@ def build_model(arch: str, settings: dict[str, Any]) -> nn.Module:
     """A freshly initialised model (PyTorch default init; seed torch first)."""
     cfg = model_config(arch, settings)
     return NeRV(cfg) if arch == "nerv" else FFN(cfg)
+
+
+def initial_model(arch: str, settings: dict[str, Any], seed: int) -> nn.Module:
+    """The model training starts from: torch seeded with `seed`, then built (on the CPU)."""
+    torch.manual_seed(seed)
+    return build_model(arch, settings)
+
+
+def untrained_copy(model: nn.Module) -> nn.Module:
+    """`initial_model` of a trained model's architecture, settings and seed (`.meta["seed"]`),
+    carrying the same `.meta`: the null model of what training changed."""
+    seed = getattr(model, "meta", {}).get("seed")
+    if seed is None:
+        raise ValueError("the model's checkpoint records no seed; an untrained copy needs one")
+    arch = "nerv" if isinstance(model, NeRV) else "ffn"
+    fresh = initial_model(arch, model.cfg.to_dict(), int(seed))
+    fresh.meta = dict(model.meta)
+    return fresh.to(next(model.parameters()).device)
 
 
 def count_params(model: nn.Module) -> int:

@@ -16,11 +16,11 @@ from typing import Any
 
 import matplotlib as mpl
 import numpy as np
-import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from xinc.io import atomic_path
+from xinc.io import save_table as save_table  # the figures' CSV writer
 
 CMAP = "magma"
 
@@ -183,10 +183,3 @@ def save_figure(fig: Figure, path: str | Path, *, dpi: float | None = None) -> P
                     metadata=_METADATA.get(fmt))
     return path
 
-
-def save_table(df: pd.DataFrame, path: str | Path) -> Path:
-    """Write `df` as CSV atomically (no index, '\\n' line ends, full float precision)."""
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        df.to_csv(tmp, index=False, lineterminator="\n")
-    return path

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from xinc.device import describe_device, reproducible, resolve_device
-from xinc.models import build_model, ffn_coords, model_config
+from xinc.models import ffn_coords, initial_model, model_config
 from xinc.train.common import LOG, parse_settings, progress_bar, quantized_metrics, write_outputs
 from xinc.train.metrics import psnr, quantize_8bit
 from xinc.train.resume import (
@@ -100,8 +100,7 @@ def train_ffn(
     run_id = fingerprint("ffn", model_config("ffn", model_settings).to_dict(), cfg, seed, frame)
     start = time.perf_counter()
     with reproducible(dev):
-        torch.manual_seed(seed)
-        model = build_model("ffn", model_settings).to(dev)
+        model = initial_model("ffn", model_settings, seed).to(dev)
         coords = ffn_coords(height, width, model.cfg.coords).to(dev)
         target = target.to(dev)
         optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(0.9, 0.999))

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from xinc.device import describe_device, reproducible, resolve_device
-from xinc.models import FFN, build_model, ffn_coords, model_config
+from xinc.models import FFN, build_model, ffn_coords, initial_model, model_config
 from xinc.train.common import (
     LOG,
     parse_settings,
@@ -307,8 +307,7 @@ def _train_group(
     start = time.perf_counter()
     models = []
     for member in members:
-        torch.manual_seed(member.seed)  # as train_ffn: seed, then build
-        models.append(build_model("ffn", model_settings))
+        models.append(initial_model("ffn", model_settings, member.seed))  # as train_ffn
     stacked = StackedFFN(models, [m.seed for m in members], dev)
     stacked.set_coords(coords)
     target = targets[[m.row for m in members]].to(dev)

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from xinc.device import describe_device, reproducible, resolve_device
-from xinc.models import build_model, model_config
+from xinc.models import initial_model, model_config
 from xinc.train.common import LOG, parse_settings, progress_bar, quantized_metrics, write_outputs
 from xinc.train.metrics import psnr_per_frame
 from xinc.train.resume import (
@@ -118,8 +118,7 @@ def train_nerv(
     run_id = fingerprint("nerv", model_cfg.to_dict(), cfg, seed, frames)
     start = time.perf_counter()
     with reproducible(dev):
-        torch.manual_seed(seed)
-        model = build_model("nerv", model_settings).to(dev)
+        model = initial_model("nerv", model_settings, seed).to(dev)
         t, targets = t.to(dev), targets.to(dev)
         optimizer = torch.optim.Adam(
             model.parameters(), lr=cfg.lr, betas=(0.9, 0.999), fused=True

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 
 import torch
 
@@ -46,9 +46,10 @@ def _chunk_maps(fn: MapFn, model: NeRV, x: torch.Tensor, layer: str, ids: torch.
 
 
 def iter_nerv(model: NeRV, layer: str, t: float | torch.Tensor, *, mode: str = "reference",
-              chunk: int = 64, bias: str = "split",
-              neuron: str = "kernel") -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """(neuron ids, maps [n ≤ chunk, H, W]) for all neurons of `layer`, in id order.
+              chunk: int = 64, bias: str = "split", neuron: str = "kernel",
+              ids: Sequence[int] | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """(neuron ids, maps [n ≤ chunk, H, W]) for all neurons of `layer`, in id order (or for
+    `ids`, in their order).
 
     `bias`: "split" (β_k / C_in inside every kernel's map, the authors' choice) or "separate"
     (no share; one bias pseudo-neuron per conv output channel k, appended after the others).
@@ -58,8 +59,8 @@ def iter_nerv(model: NeRV, layer: str, t: float | torch.Tensor, *, mode: str = "
     fn = mode_fn(MODES, mode)
     total = n_neurons(model, layer, bias, neuron)
     x = layer_input(model, t, layer)
-    return ((ids, _chunk_maps(fn, model, x, layer, ids, bias, neuron, chunk))
-            for ids in id_chunks(total, chunk, x.device))
+    return ((part, _chunk_maps(fn, model, x, layer, part, bias, neuron, chunk))
+            for part in id_chunks(total, chunk, x.device, ids))
 
 
 def fill_nerv(model: NeRV, layer: str, t: float | torch.Tensor, out: torch.Tensor, *,
