@@ -496,6 +496,30 @@ def test_same_config_twice_gives_identical_clusters(smoke_run, tmp_path):
         assert (results(work) / name).with_suffix(".csv").read_bytes() == csvs[name]
 
 
+def test_joint_embedding_pools_both_architectures(smoke_run, tmp_path):
+    """clusters.joint_archs: one more cluster job of every traced layer of FFN and NeRV, mixing
+    measured over the architecture; Figs 10 and 14 gain its column."""
+    work = tmp_path / "joint"
+    shutil.copytree(smoke_run, work, symlinks=True)
+    joint = overlay(tmp_path, "clusters:\n  joint_archs: true\n")
+    plan = snakemake("-n", *joint, "--directory", str(work))
+    assert plan.returncode == 0, plan.stderr
+    assert {"cluster_layer", "fig10", "fig14", "cluster_table", "findings"} <= \
+        set(planned_rules(plan))
+    target = "results/smoke/clusters/cityscapes_vps/0001/f4/joint/all/seeds_1-2.npz"
+    result = snakemake("--cores", "2", *joint, "--directory", str(work), target)
+    assert result.returncode == 0, result.stderr
+    c = read_clusters(work / target)
+    assert c["meta"]["mix"] == "arch" and c["meta"]["n_neighbors"] == 15
+    parts = {(a, la) for a, la in zip(c["arch"].tolist(), c["layer"].tolist(), strict=True)}
+    assert parts == {(a, la) for a, la in (("ffn", "l1"), ("ffn", "l2"), ("ffn", "l3"),
+                                           ("nerv", "head"), ("nerv", "b3"), ("nerv", "b2"),
+                                           ("nerv", "b1"))}
+    per_layer = sum(len(read_clusters(results(smoke_run) / name)["xy"])
+                    for name in CLUSTER_FILES)
+    assert len(c["xy"]) == per_layer  # the same alive neurons as the per-layer files
+
+
 def test_annotated_frames_plan_six_nerv_frames_per_video(smoke_run, tmp_path):
     result = snakemake("-n", *overlay(tmp_path, "canvas:\n  frames: annotated\n"),
                        "--directory", str(smoke_run))

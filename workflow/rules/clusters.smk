@@ -22,7 +22,7 @@ rule cluster_layer:
         "../../envs/xinc.yaml"
     threads: 1
     resources:
-        mem_mb=4000,
+        mem_mb=lambda wildcards, threads: 2000 + 2000 * threads,  # B1 at paper size: ~2 GB a run
         runtime=60,
     params:
         settings=cluster_settings,
