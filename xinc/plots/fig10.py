@@ -178,10 +178,8 @@ def _column_label(arch: str, layer: str) -> str:
 
 
 def _umap_axis(ax: Axes) -> None:
-    """No ticks or grid (UMAP units mean nothing), a light frame."""
-    ax.set_xticks([])
-    ax.set_yticks([])
-    ax.grid(False)
+    """An image panel's bare axis (UMAP units mean nothing) with a light frame."""
+    bare_axis(ax)
     for spine in ax.spines.values():
         spine.set_visible(True)
         spine.set_color("0.75")
