@@ -13,19 +13,22 @@ report: "workflow/report/workflow.rst"
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
-include: "workflow/rules/train.smk"
-include: "workflow/rules/canvas.smk"
-include: "workflow/rules/analysis.smk"
-include: "workflow/rules/clusters.smk"
-include: "workflow/rules/figures.smk"
-include: "workflow/rules/tables.smk"
-include: "workflow/rules/run.smk"
+
+
+# While the frames of some videos are unknown (before select_videos): the data stage only.
+if not PENDING:
+
+    include: "workflow/rules/plan.smk"
+    include: "workflow/rules/train.smk"
+    include: "workflow/rules/canvas.smk"
+    include: "workflow/rules/analysis.smk"
+    include: "workflow/rules/clusters.smk"
+    include: "workflow/rules/figures.smk"
+    include: "workflow/rules/tables.smk"
+    include: "workflow/rules/run.smk"
 
 
 rule all:
     default_target: True
     input:
-        figures=FIGURES,
-        tables=TABLES,
-        stats=STATS,
-        config=CONFIG_RECORD,
+        DATA_TARGETS if PENDING else [FIGURES, TABLES, STATS, CONFIG_RECORD],

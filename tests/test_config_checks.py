@@ -60,13 +60,17 @@ def test_grid_must_fit_the_frame(smoke):
         check_workflow_config(with_changes(smoke, stats__grid=[2, 65]), VIDEOS)
 
 
-def test_real_source_needs_existing_roots(smoke, tmp_path, monkeypatch):
+def test_real_source_reads_existing_roots_or_known_lengths(smoke, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     real = with_changes(smoke, source="real")
-    with pytest.raises(ConfigError) as err:
+    with pytest.raises(ConfigError) as err:  # downloaded: VIPSeg's lengths come later
         check_workflow_config(real, VIDEOS)
-    assert "datasets.cityscapes_vps.root: not set" in str(err.value)
-    assert "datasets.vipseg.root: not set" in str(err.value)
+    assert "cityscapes_vps" not in str(err.value)
+    assert "the frames of '1_xincSynth01a' are known once select_videos" in str(err.value)
+    known = {"vipseg": {"1_xincSynth01a": (31, list(range(31)))}}
+    plan = check_workflow_config(real, VIDEOS, known)
+    assert plan["vipseg"]["1_xincSynth01a"].n_frames == 31
+    assert plan["cityscapes_vps"]["0001"].annotated == (4, 9, 14, 19, 24, 29)
     (tmp_path / "cs").mkdir()
     real["datasets"]["cityscapes_vps"]["root"] = "cs"
     real["datasets"]["vipseg"]["root"] = "no/such/folder"

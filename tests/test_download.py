@@ -13,9 +13,17 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from http_fixture import http_server  # noqa: F401
 
-from tests.http_fixture import http_server  # noqa: F401
-from xinc.data.download import DownloadError, ensure_archive, fetch, known_hashes, partial_paths
+from xinc.data.download import (
+    DownloadError,
+    ensure_archive,
+    fetch,
+    find_archive,
+    hash_matches,
+    known_hashes,
+    partial_paths,
+)
 from xinc.data.extract import safe_extract
 
 DATA = os.urandom(30_000)
@@ -99,6 +107,28 @@ def test_etag_change_restarts(http_server, tmp_path):  # noqa: F811
     rec = fetch(url, dest, sha256=SHA, **FAST)
     assert dest.read_bytes() == DATA and rec["etag"] == '"v2"'
     assert http_server.requests_for("/a.zip")[-1].headers.get("Range") is None
+
+
+def test_http_500_once_is_retried(http_server, tmp_path):  # noqa: F811
+    url = http_server.add("/a.zip", DATA, fail_once=500)
+    rec = fetch(url, tmp_path / "a.zip", sha256=SHA, **FAST)
+    assert [r.status for r in http_server.requests] == [500, 200] and rec["size"] == len(DATA)
+
+
+def test_abbreviated_hashes():
+    assert hash_matches(f"{SHA[:8]}…{SHA[-4:]}", SHA)
+    assert hash_matches(f"{SHA[:6]}...{SHA[-2:]}", SHA)
+    assert hash_matches(SHA.upper(), SHA) and not hash_matches(f"{SHA[:8]}…0000", SHA)
+    assert not hash_matches(SHA[:8], SHA) and not hash_matches(SHA, None)
+
+
+def test_find_archive_needs_no_network(tmp_path):
+    assert find_archive("a.zip", tmp_path / "dl") is None
+    archive_dir, _ = _user_file(tmp_path, DATA)
+    found = find_archive("a.zip", tmp_path / "dl", archive_dir=archive_dir, md5=MD5)
+    assert found == tmp_path / "dl" / "a.zip" and found.read_bytes() == DATA
+    assert known_hashes(tmp_path / "dl" / "manifest.json", "a.zip")["sha256"] == SHA
+    assert find_archive("a.zip", tmp_path / "dl") == found  # in place, with its sidecar
 
 
 def test_bad_credentials_never_leak(http_server, tmp_path, caplog, capsys):  # noqa: F811

@@ -312,11 +312,11 @@ def test_pretrained_checkpoints_replace_the_trained_models(smoke_run, tmp_path):
     assert "train_nerv" not in plan and "train_ffn_vipseg" not in plan
 
 
-def test_real_source_without_root_is_an_error_after_a_run(smoke_run, tmp_path):
-    result = snakemake("-n", *overlay(tmp_path, "source: real\n"), "--directory",
-                       str(smoke_run))
+def test_missing_dataset_root_is_an_error_after_a_run(smoke_run, tmp_path):
+    text = "source: real\ndatasets:\n  vipseg: {root: no/such/folder}\n"
+    result = snakemake("-n", *overlay(tmp_path, text), "--directory", str(smoke_run))
     assert result.returncode != 0
-    assert "config key datasets.vipseg.root: not set, but source is 'real'" in output(result)
+    assert "config key datasets.vipseg.root: no/such/folder is not a folder" in output(result)
     assert "filesystem latency" not in result.stdout + result.stderr
 
 

@@ -12,14 +12,30 @@ from xinc.bench import CLUSTER_LAYERS, NERV_LAYERS
 
 
 def cmd_synth(args: argparse.Namespace) -> None:
+    import shutil
+    import tempfile
     from pathlib import Path
 
-    from xinc.data.synth import generate
+    from xinc.data.official_archives import write_official_archives
+    from xinc.data.synth import generate, is_truth_file
 
     out = Path(args.out).resolve()
-    truth = Path(args.truth) if args.truth else out.with_name(out.name + ".truth.npz")
-    generate(args.dataset, out, truth, seed=args.seed, scale=args.scale)
-    print(f"wrote {out} (ground truth {truth})")
+    if args.emit == "layout":
+        truth = Path(args.truth) if args.truth else out.with_name(out.name + ".truth.npz")
+        generate(args.dataset, out, truth, seed=args.seed, scale=args.scale)
+        print(f"wrote {out} (ground truth {truth})")
+        return
+    truth = Path(args.truth) if args.truth else out / f"{args.dataset}.truth.npz"
+    if truth.exists() and not is_truth_file(truth):
+        raise ValueError(f"{truth}: exists and is not a ground-truth file of xinc synth; "
+                         "choose a new truth path")
+    with tempfile.TemporaryDirectory(prefix="xinc-synth-") as tmp:
+        generate(args.dataset, Path(tmp) / args.dataset, Path(tmp) / "truth.npz",
+                 seed=args.seed, scale=args.scale)
+        written = write_official_archives(args.dataset, Path(tmp) / args.dataset, out)
+        truth.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(Path(tmp) / "truth.npz", truth)
+    print(f"wrote {', '.join(sorted(written))} in {out} (ground truth {truth})")
 
 
 def cmd_params(args: argparse.Namespace) -> None:
@@ -130,7 +146,11 @@ def add_synth(sub: argparse._SubParsersAction) -> None:
     synth.add_argument("--scale", choices=["tiny", "small"], default="small",
                        help="frame sizes (docs/formats.md §1)")
     synth.add_argument("--truth", help="ground-truth npz, new or written by xinc synth "
-                       "(default: <out>.truth.npz beside the folder)")
+                       "(default: <out>.truth.npz beside the folder; with --emit archives "
+                       "<out>/<dataset>.truth.npz)")
+    synth.add_argument("--emit", choices=["layout", "archives"], default="layout",
+                       help="the prepared layout, or the official raw archives under their "
+                       "real names (written into OUT beside other files)")
     synth.set_defaults(func=cmd_synth)
 
 

@@ -52,20 +52,36 @@ def grid_problems(config: Mapping[str, Any]) -> list[str]:
 
 
 def dataset_root_problems(config: Mapping[str, Any], datasets: Sequence[str]) -> list[str]:
-    """`source: real` needs an existing `datasets.<ds>.root` for every dataset with videos."""
+    """A `datasets.<ds>.root` that is set must be an existing folder (`source: real`; without
+    a root the workflow downloads the dataset)."""
     if config["source"] != "real":
         return []
     problems = []
     for ds in datasets:
         root = config["datasets"][ds].get("root")
-        if not root:
-            problems.append(f"config key datasets.{ds}.root: not set, but source is 'real' and "
-                            f"datasets.{ds}.videos lists videos; set it to the folder holding "
-                            "the dataset in its official prepared layout (or use source: "
-                            "synthetic)")
-        elif not Path(root).is_dir():
+        if root and not Path(root).is_dir():
             problems.append(f"config key datasets.{ds}.root: {root} is not a folder "
                             f"(working directory {Path.cwd()}); check the path")
+    return problems
+
+
+def custom_problems(config: Mapping[str, Any]) -> list[str]:
+    """Every video of `datasets.custom.videos` has a `files` entry whose paths exist."""
+    custom = config["datasets"].get("custom") or {}
+    files = custom.get("files") or {}
+    problems = []
+    for vid in custom.get("videos") or []:
+        key = f"datasets.custom.files.{vid}"
+        entry = files.get(vid)
+        if entry is None:
+            problems.append(f"config key {key}: missing; add {{path: <video file or frame "
+                            f"folder>}} for video {vid!r} or remove it from datasets.custom.videos")
+            continue
+        paths = {"path": entry["path"], **{f"panoptic.{k}": v
+                                           for k, v in (entry.get("panoptic") or {}).items()}}
+        problems += [f"config key {key}.{name}: {path} does not exist (working directory "
+                     f"{Path.cwd()}); check the path" for name, path in paths.items()
+                     if not Path(path).exists()]
     return problems
 
 
@@ -145,15 +161,18 @@ def cluster_problems(config: Mapping[str, Any]) -> list[str]:
     return problems
 
 
-def check_workflow_config(config: Mapping[str, Any], videos: Mapping[str, Sequence[str]]
+def check_workflow_config(config: Mapping[str, Any], videos: Mapping[str, Sequence[str]],
+                          known: Mapping[str, Mapping[str, tuple[int, list[int]]]] | None = None
                           ) -> dict[str, dict[str, VideoFrames]]:
-    """All checks of the config with `videos` {dataset: ids}; returns the frames of every video
-    (`xinc.frame_plan`). Raises `ConfigError` listing every problem."""
+    """All checks of the config with `videos` {dataset: ids} (`known`: lengths from videos.csv,
+    `xinc.frame_plan.plan_frames`); returns the frames of every video. Raises `ConfigError`
+    listing every problem."""
     problems = [*nerv_size_problems(config), *grid_problems(config),
-                *cluster_problems(config), *dataset_root_problems(config, list(videos))]
+                *cluster_problems(config), *dataset_root_problems(config, list(videos)),
+                *custom_problems(config)]
     if problems:  # the frame plan reads the dataset folders
         raise ConfigError("\n".join(problems))
-    plan = plan_frames(dict(config), {ds: list(ids) for ds, ids in videos.items()})
+    plan = plan_frames(dict(config), {ds: list(ids) for ds, ids in videos.items()}, known)
     ffn = {ds: {vid: frames.ffn for vid, frames in vids.items()} for ds, vids in plan.items()}
     problems = [*pretrained_problems(config, ffn), *pair_problems(config, plan)]
     if problems:

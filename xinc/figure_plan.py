@@ -9,8 +9,8 @@ paper's layers and the report label. `figure_selection` resolves a figure's conf
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 from xinc.config import ConfigError
@@ -42,6 +42,7 @@ class FigureSpec:
     title: str | None = None  # None: the module's own title
     videos: str = "all"
     seeds: str = "first"
+    masks: bool = False  # needs panoptic masks: videos without them are left out
 
 
 FIGURES: dict[str, FigureSpec] = {spec.name: spec for spec in (
@@ -49,13 +50,14 @@ FIGURES: dict[str, FigureSpec] = {spec.name: spec for spec in (
                frames=True),
     FigureSpec("fig03", "fig03", "frame", ("l2", "l3", "head", "b3", "b2"),
                "sample contribution maps"),
-    FigureSpec("fig04", "fig04", "frame", ALL_LAYERS, "grouping variance", summary=True),
+    FigureSpec("fig04", "fig04", "frame", ALL_LAYERS, "grouping variance", summary=True,
+               masks=True),
     FigureSpec("fig05", "fig05", "frame", ("l1", "l2", "l3", "head", "b3"),
                "contribution heat vs intensity and edges", frames=True),
     FigureSpec("fig06", "fig06", "frame", ALL_LAYERS, "pixels per neuron", summary=True),
     FigureSpec("fig07", "fig07", "frame", ALL_LAYERS, "neurons per pixel", frames=True),
     FigureSpec("fig08", "fig08", "objects", ("l1", "l2", "l3", "head", "b3"),
-               "contributions to segments over time", summary=True),
+               "contributions to segments over time", summary=True, masks=True),
     FigureSpec("fig09", "fig09", "motion", ("head", "b3"), "contribution change vs flow",
                frames=True),
     FigureSpec("fig10", "fig10", "clusters", ALL_LAYERS, "neuron clusters across seeds",
@@ -74,13 +76,13 @@ FIGURES: dict[str, FigureSpec] = {spec.name: spec for spec in (
                summary=True, title="Pixels per neuron on further videos"),
     FigureSpec("fig16", "fig04", "frame", ALL_LAYERS, "grouping variance, other videos",
                summary=True, title="Variance of neuron contribution deltas across pixel "
-                                   "groupings, further videos"),
+                                   "groupings, further videos", masks=True),
     FigureSpec("fig17", "fig07", "frame", ALL_LAYERS, "neurons per pixel, other videos",
                frames=True),
     FigureSpec("fig18", "fig18", "frame", ALL_LAYERS, "distribution of contributions"),
     FigureSpec("fig19", "fig08", "objects", ("b2", "b1"),
                "NeRV B2/B1 contributions to segments over time", summary=True,
-               title="NeRV B2 and B1: contributions to segments over time"),
+               title="NeRV B2 and B1: contributions to segments over time", masks=True),
 )}
 
 
@@ -139,6 +141,13 @@ def figure_selection(spec: FigureSpec, config: Mapping[str, Any],
     if not any(layers.values()):
         return None
     return Selection(tuple((owner[vid], vid) for vid in chosen), tuple(seeds), layers)
+
+
+def without_videos(selection: Selection, dropped: Collection[tuple[str, str]]
+                   ) -> Selection | None:
+    """`selection` without the (dataset, video) pairs `dropped`; None when none is left."""
+    kept = tuple(pair for pair in selection.videos if pair not in dropped)
+    return replace(selection, videos=kept) if kept else None
 
 
 def figure_panels(selection: Selection, frames: Mapping[str, Mapping[str, VideoFrames]], *,

@@ -20,7 +20,7 @@ replacement; one unit gives [value, value]) and n, the number of units whose val
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -270,22 +270,31 @@ def findings_from_files(stats: Sequence[StatsInput], nerv_stats: Sequence[StatsI
                         flows: Mapping[tuple, str | Path], frames: Mapping[tuple, str | Path],
                         csv_path: str | Path, *, grid: str, delta: str, other: str, data: str,
                         seed: int = 0, n_boot: int = 1000,
-                        clusters: str | Path | None = None) -> pd.DataFrame:
+                        clusters: str | Path | None = None,
+                        masked: Collection[tuple[str, str]] | None = None) -> pd.DataFrame:
     """Rule findings: the figure modules' tables over every unit, then :func:`render`.
 
     `stats`: every model at its key frame, every layer; `nerv_stats`: every NeRV at every
     analysed frame; `tables`: (dataset, video) → instance table; `pairs`, `flows`, `frames`:
     the contribution changes, (dataset, video, t) → flow and (dataset, video) → frames of Fig 9;
-    `clusters`: the clusters' trust table (results/<run>/tables/clusters.csv).
+    `clusters`: the clusters' trust table (results/<run>/tables/clusters.csv). `masked`: the
+    (dataset, video) pairs that have panoptic masks (None: all); the instance-based claims
+    (Figs 4 and 8) are measured on those only.
     """
     from xinc.plots import fig04, fig06, fig07, fig08, fig09
 
-    ffn_key = [item for item in stats if item.arch == "ffn"]
+    def with_masks(items: Sequence[StatsInput]) -> list[StatsInput]:
+        return [s for s in items if masked is None or (s.dataset, s.video) in masked]
+
+    ffn_key = [item for item in with_masks(stats) if item.arch == "ffn"]
+    instance_stats = with_masks(stats)
     return render(
-        fig04.compute(stats, grid=grid, delta=delta, other=other),
+        fig04.compute(instance_stats, grid=grid, delta=delta, other=other)
+        if instance_stats else None,
         fig06.compute(stats),
         fig07.compute(stats),
-        fig08.kind_shares([*ffn_key, *nerv_stats], tables, other=other),
+        fig08.kind_shares([*ffn_key, *with_masks(nerv_stats)], tables, other=other)
+        if instance_stats else None,
         fig09.compute(pairs, flows, frames) if pairs else None,
         csv_path, data=data, seed=seed, n_boot=n_boot,
         clusters=read_intermediate(clusters, pd.read_csv) if clusters else None)

@@ -4,7 +4,7 @@ Standard library only (the Snakefile imports it before any job runs, so the DAG,
 `snakemake -n`, show every job). A video's length and annotated frames come from the embedded
 synthetic table or, for real data, from the file names of the dataset folder:
 - Cityscapes-VPS: 30-frame snippets labelled at 0-based frames 4, 9, …, 29 (datasets.md §1.1).
-- VIPSeg: every frame with a mask in `panomasks/<vid>/` (sorted `images/<vid>/*.jpg`).
+- VIPSeg: every frame with a mask in `panomasks/<vid>/` (sorted `images/<vid>/*.{jpg,png}`).
 
 `canvas.frames` selects the NeRV frames: `first` (the first annotated frame), `annotated`
 (Cityscapes-VPS: all 6; VIPSeg: 6 evenly spaced annotated frames ⌊i(A−1)/5⌋, i = 0…5, as the
@@ -15,6 +15,7 @@ or on every analysed frame (`all`).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -69,8 +70,13 @@ class VideoFrames:
         return self.nerv[0]
 
 
-def video_length(config: dict[str, Any], dataset: str, video: str) -> tuple[int, list[int]]:
-    """(T, annotated raw frames) of one configured video."""
+def video_length(config: dict[str, Any], dataset: str, video: str,
+                 known: Mapping[str, tuple[int, list[int]]] | None = None
+                 ) -> tuple[int, list[int]]:
+    """(T, annotated raw frames) of one configured video; `known` holds those of downloaded
+    and custom videos ({video: (T, annotated)}, from videos.csv, `xinc.data_plan`)."""
+    if known is not None and video in known:
+        return known[video]
     if config["source"] == "synthetic":
         specs = {s.video: s for s in SYNTH_VIDEOS[dataset]}
         if video not in specs:
@@ -84,14 +90,19 @@ def video_length(config: dict[str, Any], dataset: str, video: str) -> tuple[int,
         return spec.n_frames, list(range(spec.n_frames))
     if dataset == "cityscapes_vps":
         return SNIPPET_LENGTH, cityscapes_annotated()
-    return _vipseg_frames(Path(config["datasets"][dataset]["root"]), video)
+    root = config["datasets"][dataset].get("root")
+    if not root:
+        raise ConfigError(f"datasets.{dataset}.videos: the frames of {video!r} are known once "
+                          f"select_videos has written data/prepared/{dataset}/<variant>/"
+                          "videos.csv (the workflow's data stage)")
+    return _vipseg_frames(Path(root), video)
 
 
 def _vipseg_frames(root: Path, video: str) -> tuple[int, list[int]]:
-    images = sorted((root / "images" / video).glob("*.jpg"))
+    images = sorted(p for p in (root / "images" / video).glob("*") if p.suffix in (".jpg", ".png"))
     if not images:
         raise ConfigError(f"config key datasets.vipseg.videos: {root / 'images' / video} holds "
-                          f"no .jpg frames; check the video id or datasets.vipseg.root")
+                          f"no .jpg frames (nor .png); check the video id or datasets.vipseg.root")
     masks = root / "panomasks" / video
     return len(images), [i for i, p in enumerate(images) if (masks / f"{p.stem}.png").exists()]
 
@@ -126,15 +137,18 @@ def _ranges(frames: list[int]) -> str:
     return ", ".join(map(str, frames))
 
 
-def plan_frames(config: dict[str, Any], videos: dict[str, list[str]]
+def plan_frames(config: dict[str, Any], videos: dict[str, list[str]],
+                known: Mapping[str, Mapping[str, tuple[int, list[int]]]] | None = None
                 ) -> dict[str, dict[str, VideoFrames]]:
-    """{dataset: {video: VideoFrames}} of every configured video."""
+    """{dataset: {video: VideoFrames}} of every configured video (`known`: {dataset: {video:
+    (T, annotated)}} of the videos whose lengths come from videos.csv)."""
     canvas = config["canvas"]
+    known = known or {}
     plan: dict[str, dict[str, VideoFrames]] = {}
     for dataset, ids in videos.items():
         plan[dataset] = {}
         for video in ids:
-            n_frames, annotated = video_length(config, dataset, video)
+            n_frames, annotated = video_length(config, dataset, video, known.get(dataset))
             nerv = select_frames(canvas["frames"], dataset, video, n_frames, annotated)
             ffn = nerv if canvas["ffn_frames"] == "all" else nerv[:1]
             plan[dataset][video] = VideoFrames(n_frames, tuple(annotated), tuple(nerv),

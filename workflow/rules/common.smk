@@ -13,11 +13,20 @@ from xinc.config_checks import (
     recorded_config,
     recorded_differences,
 )
+from xinc.data_plan import (
+    DATASET_ARCHIVES,
+    EXTRACTED,
+    SEQUENCE_ARCHIVE,
+    analysed_videos,
+    dataset_origin,
+    selection_csv,
+)
 from xinc.figure_plan import (
     FIGURES as FIGURE_SPECS,
     Selection,
     figure_panels,
     figure_selection,
+    without_videos,
 )
 
 config.update(validate(config, Path(workflow.basedir)))
@@ -27,48 +36,103 @@ if not DATASETS:
     raise ConfigError(
         "config key datasets: no dataset lists any video; set datasets.<name>.videos"
     )
-VIDEOS = {ds: config["datasets"][ds]["videos"] for ds in DATASETS}
 SEEDS = config["seeds"]
 ARCHS = ["nerv", "ffn"]
 LAYERS = config["canvas"]["layers"]
+WORK = "{}x{}".format(*config["working_size"])
+
+# ---------------------------------------------------------------- data origin
+# Data folders are named by what determines their content, so that runs of other settings
+# never replace them; everything else belongs to the run (config `run`).
+SYNTH_TAG = "{scale}-seed{seed}".format(**config["synthetic"])
+SYNTH = f"data/synthetic/{SYNTH_TAG}"
+# per dataset: synthetic | root | download | custom (xinc.data_plan)
+ORIGINS = {ds: dataset_origin(config, ds) for ds in config["datasets"]}
+
+
+def _variant(ds, spec):
+    """Name of a dataset's prepared data: where its frames come from and how they are cropped."""
+    crop = spec.get("crop")
+    if ds == "custom":
+        if crop == "aspect":
+            return f"custom-aspect{WORK}"
+        return "custom-crop{}x{}".format(*crop) if crop else "custom-nocrop"
+    origin = {"synthetic": f"synthetic-{SYNTH_TAG}", "root": "real"}.get(ORIGINS[ds])
+    if origin is None:  # downloaded
+        origin = f"real-{_vipseg_tag(spec)}" if ds == "vipseg" else "real"
+    return "{}-crop{}x{}".format(origin, *crop) if crop else origin
+
+
+def _vipseg_tag(spec):
+    """The 720p conversion's settings, in the names of the folders it determines."""
+    jpeg = "jpeg75" if spec["emulate_720p_jpeg"] else "lossless"
+    return f"{spec['target_height']}p-{jpeg}"
+
+
+# official layouts prepared from the downloads, one folder per video
+XINC_LAYOUT = {
+    "cityscapes_vps": "data/xinc_layout/cityscapes_vps",
+    "vipseg": f"data/xinc_layout/vipseg/{_vipseg_tag(config['datasets']['vipseg'])}",
+}
+VARIANT = {ds: _variant(ds, spec) for ds, spec in config["datasets"].items()}
+# what the numbers of the findings table come from
+DATA_LABEL = "+".join(
+    dict.fromkeys("synthetic" if ORIGINS[ds] == "synthetic" else ds for ds in DATASETS)
+)
+
+# Videos and their lengths. Downloaded and custom videos are known from videos.csv (rule
+# select_videos); until it exists only the data stage is planned (PENDING), since the frame
+# indices name the analyses' files. Cityscapes-VPS snippets always have 30 frames.
+VIDEOS, KNOWN, MASKLESS, PENDING = {}, {}, set(), []
+for _ds in DATASETS:
+    if ORIGINS[_ds] not in ("download", "custom"):
+        if config["datasets"][_ds]["videos"] == "all":
+            raise ConfigError(
+                f"config key datasets.{_ds}.videos: 'all' needs the dataset downloaded by "
+                f"the workflow (source: real, datasets.{_ds}.root: null); list the videos"
+            )
+        VIDEOS[_ds] = list(config["datasets"][_ds]["videos"])
+        continue
+    _videos, _rows = analysed_videos(config, _ds, VARIANT[_ds])
+    VIDEOS[_ds] = _videos or []
+    if _rows is not None:
+        KNOWN[_ds] = {v: (_rows[v].n_frames, list(_rows[v].annotated)) for v in _videos}
+        MASKLESS |= {(_ds, v) for v in _videos if not _rows[v].has_masks}
+    elif _ds != "cityscapes_vps" or _videos is None:
+        PENDING.append(_ds)
+if PENDING:
+    print(
+        "xinc: the frames of "
+        + ", ".join(
+            f"{ds} (data/prepared/{ds}/{VARIANT[ds]}/videos.csv)" for ds in PENDING
+        )
+        + " are known once select_videos has run; this invocation plans the data "
+        "stage only; run the same command again afterwards to plan the analyses.",
+        file=sys.stderr,
+    )
+
+# The data stage's targets: every selection, and every video known by its id.
+DATA_TARGETS = [
+    selection_csv(ds, VARIANT[ds])
+    for ds in DATASETS
+    if ORIGINS[ds] in ("download", "custom")
+] + [
+    f"data/work/{ds}/{VARIANT[ds]}/{vid}/{WORK}/meta.json"
+    for ds in DATASETS
+    for vid in VIDEOS[ds]
+]
 
 # Everything the config names (sizes, dataset folders, pretrained checkpoints, frames) is
 # checked now, before any job: errors raised later, inside input functions, are planned around
 # by Snakemake. FRAMES[ds][vid]: the video's length, annotated, NeRV and FFN frames and key
 # frame (xinc.frame_plan).
-FRAMES = check_workflow_config(config, VIDEOS)
+FRAMES = check_workflow_config(config, {} if PENDING else VIDEOS, KNOWN)
 
-# What each figure shows (xinc.figure_plan); a figure none of whose layers is traced is left out.
-SELECTIONS = {}
-for _name, _spec in FIGURE_SPECS.items():
-    _selection = figure_selection(_spec, config, VIDEOS, LAYERS)
-    if _selection is None:
-        print(
-            f"xinc: {_name} is left out: none of its layers ({', '.join(_spec.layers)}) is "
-            f"in canvas.layers; add them there or set figures.{_name}.layers",
-            file=sys.stderr,
-        )
-    else:
-        SELECTIONS[_name] = _selection
-
-# ---------------------------------------------------------------- folder layout
-# Data folders are named by what determines their content, so that runs of other settings
-# never replace them; everything else belongs to the run (config `run`).
+# ---------------------------------------------------------------- run folders
 RUN = config["run"]
 RESULTS = f"results/{RUN}"
 LOGS = f"logs/{RUN}"
 BENCHMARKS = f"benchmarks/{RUN}"
-SYNTH_TAG = "{scale}-seed{seed}".format(**config["synthetic"])
-SYNTH = f"data/synthetic/{SYNTH_TAG}"
-ORIGIN = f"synthetic-{SYNTH_TAG}" if config["source"] == "synthetic" else "real"
-# what the numbers of the findings table come from
-DATA_LABEL = "synthetic" if config["source"] == "synthetic" else "+".join(DATASETS)
-# per dataset: where its frames come from and how they are cropped
-VARIANT = {
-    ds: ORIGIN + ("-crop{}x{}".format(*spec["crop"]) if spec.get("crop") else "")
-    for ds, spec in config["datasets"].items()
-}
-WORK = "{}x{}".format(*config["working_size"])
 CONFIG_RECORD = f"{RESULTS}/config.yaml"
 RECORDED_CONFIG = recorded_config(config)
 
@@ -82,7 +146,7 @@ for _line in recorded_differences(CONFIG_RECORD, config):
 
 wildcard_constraints:
     ds="|".join(DATASETS),
-    vid="|".join(re.escape(v) for vids in VIDEOS.values() for v in vids),
+    vid="|".join(re.escape(v) for vids in VIDEOS.values() for v in vids) or r"[^/]+",
     variant="|".join(re.escape(v) for v in set(VARIANT.values())),
     seed=r"\d+",
     f=r"\d+",
@@ -93,11 +157,78 @@ wildcard_constraints:
 
 
 def dataset_root(wildcards):
-    """The dataset in its official layout: generated (synthetic) or the user's folder (real;
-    checked when the workflow loads)."""
-    if config["source"] == "synthetic":
+    """The video's dataset in its official prepared layout: generated (synthetic), the user's
+    folder (root; checked when the workflow loads), or prepared from the downloads (one
+    folder per video, rule official_prep_<ds>)."""
+    origin = ORIGINS[wildcards.ds]
+    if origin == "synthetic":
         return f"{SYNTH}/{wildcards.ds}"
-    return config["datasets"][wildcards.ds]["root"]
+    if origin == "root":
+        return config["datasets"][wildcards.ds]["root"]
+    return f"{XINC_LAYOUT[wildcards.ds]}/{wildcards.vid}"
+
+
+def download_source(name):
+    """What determines a downloaded file: its url, size and hash overrides and the sites' base
+    URLs (params: credentials, archive_dir and retries are read by the job itself)."""
+    own = config["downloads"]
+    return {
+        "name": name,
+        "overrides": own["archives"].get(name, {}),
+        "cityscapes_base_url": own["cityscapes_base_url"],
+        "drive_url": own["drive_url"],
+    }
+
+
+# the archives download_archive fetches whole (the sequence package: fetch_sequence_frames)
+DOWNLOADED = [name for names in DATASET_ARCHIVES.values() for name in names.values()]
+
+
+def download_path(ds, role):
+    return f"data/downloads/{DATASET_ARCHIVES[ds][role]}"
+
+
+def raw_marker(ds, role):
+    """The .extracted marker of one of the dataset's archives (rule extract_archive)."""
+    return f"data/raw/{DATASET_ARCHIVES[ds][role]}/.extracted"
+
+
+def selection_inputs(wildcards):
+    """What select_videos reads: the dataset's index files, or the custom videos' files."""
+    if wildcards.ds == "cityscapes_vps":
+        return {"vps": raw_marker("cityscapes_vps", "vps")}
+    if wildcards.ds == "vipseg":
+        return {
+            "raw": raw_marker("vipseg", "raw"),
+            "categories": download_path("vipseg", "categories"),
+            "splits": [download_path("vipseg", s) for s in ("train", "val", "test")],
+        }
+    return {"files": [custom_files_of(vid)["path"] for vid in VIDEOS["custom"]]}
+
+
+def selection_settings(wildcards):
+    """The configured videos and the selection filters of the job's dataset."""
+    spec = config["datasets"][wildcards.ds]
+    keys = {
+        "vipseg": ("min_frames", "max_frames", "require_size", "target_height"),
+        "custom": ("files",),
+    }.get(wildcards.ds, ())
+    return {"videos": spec["videos"], **{key: spec[key] for key in keys}}
+
+
+def custom_files_of(vid):
+    """The files of custom video `vid`: the video or frame folder, and its masks if any."""
+    entry = config["datasets"]["custom"]["files"][vid]
+    files = {"path": entry["path"]}
+    if entry["panoptic"]:
+        files.update(
+            masks_json=entry["panoptic"]["json"], masks_dir=entry["panoptic"]["dir"]
+        )
+    return files
+
+
+def custom_files(wildcards):
+    return custom_files_of(wildcards.vid)
 
 
 def dataset_crop(wildcards):
@@ -258,9 +389,6 @@ def figure_selection_all():
         tuple(SEEDS),
         {arch: tuple(LAYERS[arch]) for arch in ("ffn", "nerv")},
     )
-
-
-FINDINGS_KEY, FINDINGS_OVER_TIME = findings_panels()
 
 
 def figure_inputs(name):
@@ -483,42 +611,3 @@ def member_inputs(arch):
         }
 
     return inputs
-
-
-# Cluster files of the trust table and the findings: those Figs 10 and 14 show (every seed by
-# default), with the joint embedding when configured.
-TRUST_CLUSTERS = list(
-    dict.fromkeys(
-        cluster_path(*key)
-        for name, spec in FIGURE_SPECS.items()
-        if spec.kind == "clusters" and name in SELECTIONS
-        for key in figure_clusters(name, joint=True)
-    )
-)
-
-
-# NeRV layers whose contribution change is computed (those Fig 9 shows), for every video and
-# seed (the findings table uses them all), and the flow of every pair.
-PAIR_LAYERS = SELECTIONS["fig09"].layers["nerv"] if "fig09" in SELECTIONS else ()
-PAIR_FRAMES = config["canvas"]["pair_frames"] if PAIR_LAYERS else []
-PAIRS = [
-    pair_path(ds, vid, seed, t, layer)
-    for ds in DATASETS
-    for vid in VIDEOS[ds]
-    for seed in SEEDS
-    for t in PAIR_FRAMES
-    for layer in PAIR_LAYERS
-]
-FLOWS = [
-    flow_path(ds, vid, t) for ds in DATASETS for vid in VIDEOS[ds] for t in PAIR_FRAMES
-]
-INSTANCE_TABLES = [
-    instance_table_path(ds, vid) for ds in DATASETS for vid in VIDEOS[ds]
-]
-FIGURES = [f"{RESULTS}/figures/{name}.png" for name in SELECTIONS]
-STATS = every_stats("nerv") + every_stats("ffn")
-TABLES = [
-    f"{RESULTS}/tables/table_s1.csv",
-    f"{RESULTS}/tables/findings.csv",
-    f"{RESULTS}/tables/clusters.csv",
-]

@@ -1,5 +1,113 @@
-# Data: the embedded synthetic datasets, the common per-video format, the working resolution.
-# Folders are named by what determines them (common.smk), not by the run.
+# Data: the official archives (downloaded, verified, extracted, prepared as the official scripts
+# do), the embedded synthetic datasets, your own videos, the common per-video format and the
+# working resolution. Folders are named by what determines them (common.smk), not by the run.
+
+
+localrules:
+    download_archive,
+    fetch_sequence_frames,
+
+
+rule download_archive:
+    output:
+        archive="data/downloads/{archive}",
+        sidecar="data/downloads/{archive}.json",
+    log:
+        "logs/data/download_archive/{archive}.log",
+    wildcard_constraints:
+        archive="|".join(re.escape(a) for a in DOWNLOADED),
+    conda:
+        "../../envs/xinc.yaml"
+    resources:
+        net=1,
+    params:
+        # what determines the file; credentials, archive_dir and retries are read by the job
+        source=lambda w: download_source(w.archive),
+    script:
+        "../scripts/download_archive.py"
+
+
+rule extract_archive:
+    input:
+        "data/downloads/{archive}",
+    output:
+        "data/raw/{archive}/.extracted",
+    log:
+        "logs/data/extract_archive/{archive}.log",
+    wildcard_constraints:
+        archive="|".join(re.escape(a) for a in EXTRACTED),
+    conda:
+        "../../envs/xinc.yaml"
+    script:
+        "../scripts/extract_archive.py"
+
+
+rule select_videos:
+    input:
+        unpack(selection_inputs),
+    output:
+        videos="data/prepared/{ds}/{variant}/videos.csv",
+        categories="data/prepared/{ds}/{variant}/categories.csv",
+    log:
+        "logs/data/select_videos/{ds}/{variant}.log",
+    conda:
+        "../../envs/xinc.yaml"
+    params:
+        settings=selection_settings,
+    script:
+        "../scripts/select_videos.py"
+
+
+rule fetch_sequence_frames:
+    input:
+        vps=raw_marker("cityscapes_vps", "vps"),
+        videos=selection_csv("cityscapes_vps", VARIANT["cityscapes_vps"]),
+    output:
+        "data/raw/leftImg8bit_sequence/.complete",
+    log:
+        "logs/data/fetch_sequence_frames.log",
+    conda:
+        "../../envs/xinc.yaml"
+    resources:
+        net=1,
+    params:
+        mode=config["datasets"]["cityscapes_vps"]["sequence_fetch"],
+        source=download_source(SEQUENCE_ARCHIVE),
+    script:
+        "../scripts/fetch_sequence_frames.py"
+
+
+rule official_prep_cityscapes_vps:
+    input:
+        vps=raw_marker("cityscapes_vps", "vps"),
+        gtfine=raw_marker("cityscapes_vps", "gtfine"),
+        frames=rules.fetch_sequence_frames.output[0],
+    output:
+        directory(f"{XINC_LAYOUT['cityscapes_vps']}/{{vid}}"),
+    log:
+        "logs/data/official_prep_cityscapes_vps/{vid}.log",
+    conda:
+        "../../envs/xinc.yaml"
+    script:
+        "../scripts/official_prep.py"
+
+
+rule official_prep_vipseg:
+    input:
+        raw=raw_marker("vipseg", "raw"),
+        categories=download_path("vipseg", "categories"),
+        splits=[download_path("vipseg", split) for split in ("train", "val", "test")],
+    output:
+        directory(f"{XINC_LAYOUT['vipseg']}/{{vid}}"),
+    log:
+        f"logs/data/official_prep_vipseg/{XINC_LAYOUT['vipseg'][5:]}/{{vid}}.log",
+    conda:
+        "../../envs/xinc.yaml"
+    params:
+        target_height=config["datasets"]["vipseg"]["target_height"],
+        emulate_720p_jpeg=config["datasets"]["vipseg"]["emulate_720p_jpeg"],
+    script:
+        "../scripts/official_prep.py"
 
 
 rule synth_dataset:
@@ -17,6 +125,26 @@ rule synth_dataset:
         "../scripts/synth_dataset.py"
 
 
+rule prepare_custom_video:
+    input:
+        unpack(custom_files),
+    output:
+        frames="data/prepared/custom/{variant}/{vid}/frames.npy",
+        panoptic="data/prepared/custom/{variant}/{vid}/panoptic.npy",
+        segments="data/prepared/custom/{variant}/{vid}/segments.csv",
+        meta="data/prepared/custom/{variant}/{vid}/meta.json",
+    log:
+        "logs/data/prepare_custom_video/{variant}/{vid}.log",
+    conda:
+        "../../envs/xinc.yaml"
+    params:
+        entry=lambda w: config["datasets"]["custom"]["files"][w.vid],
+        crop=config["datasets"]["custom"]["crop"],
+        size=config["working_size"],
+    script:
+        "../scripts/prepare_custom_video.py"
+
+
 rule prepare_video:
     input:
         root=dataset_root,
@@ -27,6 +155,8 @@ rule prepare_video:
         meta="data/prepared/{ds}/{variant}/{vid}/meta.json",
     log:
         "logs/data/prepare_video/{ds}/{variant}/{vid}.log",
+    wildcard_constraints:
+        ds="cityscapes_vps|vipseg",
     conda:
         "../../envs/xinc.yaml"
     params:

@@ -57,6 +57,7 @@ rule findings:
             "panels": FINDINGS_KEY,
             "nerv_panels": FINDINGS_OVER_TIME,
             "videos": [[ds, vid] for ds in DATASETS for vid in VIDEOS[ds]],
+            "masked": [list(pair) for pair in MASKED_VIDEOS],
             "flows": [
                 [ds, vid, t]
                 for ds in DATASETS

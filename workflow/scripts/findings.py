@@ -11,11 +11,12 @@ labels = snakemake.params.labels
 findings_from_files(
     pair_inputs(snakemake.input.stats, labels["panels"]),
     pair_inputs(snakemake.input.nerv_stats, labels["nerv_panels"]),
-    by_key(labels["videos"], snakemake.input.tables),
+    by_key(labels["masked"], snakemake.input.tables),
     snakemake.input.pairs,
     by_key(labels["flows"], snakemake.input.flows),
     by_key(labels["videos"], snakemake.input.frames),
     snakemake.output.csv,
     clusters=snakemake.input.clusters,
+    masked={tuple(pair) for pair in labels["masked"]},
     **snakemake.params.options,
 )

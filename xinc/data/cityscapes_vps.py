@@ -31,7 +31,7 @@ _NAMES = ("road", "sidewalk", "building", "wall", "fence", "pole", "traffic ligh
 _SUPER = ("flat", "flat", "construction", "construction", "construction", "object", "object",
           "object", "nature", "nature", "sky", "human", "human", "vehicle", "vehicle", "vehicle",
           "vehicle", "vehicle", "vehicle")
-_ORI_ID = (7, 8, 11, 12, 13, 17, 19, 21, 21, 22, 23, 24, 25, 26, 27, 28, 31, 32, 33)
+_ORI_ID = (7, 8, 11, 12, 13, 17, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 31, 32, 33)
 _COLORS = ((128, 64, 128), (244, 35, 232), (70, 70, 70), (102, 102, 156), (190, 153, 153),
            (153, 153, 153), (250, 170, 30), (220, 220, 0), (107, 142, 35), (152, 251, 152),
            (70, 130, 180), (220, 20, 60), (255, 0, 0), (0, 0, 142), (0, 0, 70), (0, 60, 100),

@@ -103,7 +103,7 @@ def sha256_file(path: Path) -> str:
 
 def category_lut(categories: Sequence[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray]:
     """(known, isthing) boolean lookup tables indexed by category id."""
-    size = max(int(c["id"]) for c in categories) + 1
+    size = max((int(c["id"]) for c in categories), default=-1) + 1
     known = np.zeros(size, bool)
     isthing = np.zeros(size, bool)
     for cat in categories:

@@ -1,14 +1,14 @@
 """Resumable, verified HTTP downloads and the trust-on-first-use hash manifest.
 
 `fetch` streams a url to `<dest parent>/.partial/<name>.part`, resumes it with HTTP Range requests,
-checks size and hashes, and moves the file into place with `os.replace` only when it is complete
-and correct. `ensure_archive` adds pre-placed archives (`archive_dir`), the manifest
-`manifest.json` of hashes first seen, and the sidecar `{name}.json`.
+checks size and hashes (a hash may be abbreviated `prefix…suffix`), and moves the file into place
+with `os.replace` only when it is complete and correct. `ensure_archive` adds pre-placed archives
+(`archive_dir`, also alone as `find_archive`), the manifest `manifest.json` of hashes first seen,
+and the sidecar `{name}.json`.
 """
 
 from __future__ import annotations
 
-import base64
 import fcntl
 import hashlib
 import http.client
@@ -18,26 +18,21 @@ import re
 import sys
 import time
 import urllib.error
-import urllib.parse
 import urllib.request
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from tqdm import tqdm
 
+from xinc.data.net import Auth, DownloadError, auth_headers, check_host, opener, redact
 from xinc.io import write_json
 
-Auth = tuple[str, str] | Callable[[], Mapping[str, str]] | None
-
 CHUNK = 1 << 16
-LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
-
-
-class DownloadError(RuntimeError):
-    """A download failed for a reason that retrying will not fix (HTTP 4xx, refused host)."""
+_ELLIPSIS = re.compile(r"…|\.\.\.")
+_ABBREVIATED = " (abbreviated: only its prefix and suffix are checked)"
 
 
 class _Retry(Exception):
@@ -46,55 +41,6 @@ class _Retry(Exception):
 
 class _Restart(Exception):
     """The partial file cannot be resumed: it is discarded and the download starts from 0."""
-
-
-def _redact(url: str) -> str:
-    """`url` without any user:password@ part, safe for messages."""
-    parts = urllib.parse.urlsplit(url)
-    if parts.username is None and parts.password is None:
-        return url
-    netloc = parts.hostname or ""
-    if parts.port:
-        netloc += f":{parts.port}"
-    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
-
-
-def check_host(url: str, allow_hosts: Sequence[str] | None) -> None:
-    """Raise DownloadError if `allow_hosts` is set and the host of `url` is not in it."""
-    host = urllib.parse.urlsplit(url).hostname
-    if allow_hosts is not None and host not in allow_hosts:
-        raise DownloadError(
-            f"{_redact(url)}: host {host!r} is not in allow_hosts {list(allow_hosts)}; "
-            "add it to the config key allow_hosts or point the source at an allowed host")
-
-
-class _GuardedRedirect(urllib.request.HTTPRedirectHandler):
-    """Follow redirects only to hosts that `allow_hosts` permits."""
-
-    def __init__(self, allow_hosts: Sequence[str] | None) -> None:
-        self.allow_hosts = allow_hosts
-
-    def redirect_request(self, req, fp, code, msg, headers, newurl):  # type: ignore[override]
-        check_host(newurl, self.allow_hosts)
-        return super().redirect_request(req, fp, code, msg, headers, newurl)
-
-
-def _opener(url: str, allow_hosts: Sequence[str] | None) -> urllib.request.OpenerDirector:
-    """An opener that checks redirect targets and never sends loopback requests to a proxy."""
-    handlers: list[urllib.request.BaseHandler] = [_GuardedRedirect(allow_hosts)]
-    if urllib.parse.urlsplit(url).hostname in LOOPBACK:
-        handlers.append(urllib.request.ProxyHandler({}))
-    return urllib.request.build_opener(*handlers)
-
-
-def _auth_headers(auth: Auth) -> dict[str, str]:
-    """HTTP headers for `auth`: basic auth for a (user, password) pair, else the callable's."""
-    if auth is None:
-        return {}
-    if callable(auth):
-        return dict(auth())
-    token = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode("ascii")
-    return {"Authorization": f"Basic {token}"}
 
 
 def partial_paths(dest: Path) -> tuple[Path, Path]:
@@ -117,9 +63,9 @@ def _discard(part: Path, state_path: Path) -> None:
     state_path.unlink(missing_ok=True)
 
 
-def _resume_offset(url: str, part: Path, state_path: Path) -> int:
-    """Bytes already in `part` that belong to `url` (0 and a clean slate otherwise)."""
-    if part.exists() and _load_state(state_path).get("url") == url:
+def _resume_offset(key: str, part: Path, state_path: Path) -> int:
+    """Bytes already in `part` that belong to the download `key` (0 and a clean slate otherwise)."""
+    if part.exists() and _load_state(state_path).get("url") == key:
         return part.stat().st_size
     _discard(part, state_path)
     return 0
@@ -135,7 +81,7 @@ def _total_size(resp: http.client.HTTPResponse, offset: int, url: str) -> int | 
     if resp.status == 206:
         match = _CONTENT_RANGE.fullmatch(resp.headers.get("Content-Range", "").strip())
         if match is None or int(match[1]) != offset:
-            raise _Restart(f"{_redact(url)}: 206 reply with Content-Range "
+            raise _Restart(f"{redact(url)}: 206 reply with Content-Range "
                            f"{resp.headers.get('Content-Range')!r} does not start at byte {offset}")
         return None if match[3] == "*" else int(match[3])
     length = resp.headers.get("Content-Length")
@@ -151,21 +97,21 @@ def _open(url: str, offset: int, headers: dict[str, str], timeout: float,
     if offset:
         req.add_header("Range", f"bytes={offset}-")
     try:
-        return _opener(url, allow_hosts).open(req, timeout=timeout)
+        return opener(url, allow_hosts).open(req, timeout=timeout)
     except urllib.error.HTTPError as err:
         err.close()
         if err.code == 416:
             raise
         if err.code in (401, 403):
             raise DownloadError(
-                f"{_redact(url)}: HTTP {err.code} {err.reason}: the server refused the "
+                f"{redact(url)}: HTTP {err.code} {err.reason}: the server refused the "
                 "credentials; check the username and password (env vars or ~/.netrc)") from None
         if err.code >= 500 or err.code == 429:
-            raise _Retry(f"{_redact(url)}: HTTP {err.code} {err.reason}") from None
-        raise DownloadError(f"{_redact(url)}: HTTP {err.code} {err.reason}; "
+            raise _Retry(f"{redact(url)}: HTTP {err.code} {err.reason}") from None
+        raise DownloadError(f"{redact(url)}: HTTP {err.code} {err.reason}; "
                             "check the url in the config") from None
     except (urllib.error.URLError, OSError, http.client.HTTPException) as err:
-        raise _Retry(f"{_redact(url)}: {err}") from None
+        raise _Retry(f"{redact(url)}: {err}") from None
 
 
 def _stream(resp: http.client.HTTPResponse, part: Path, offset: int, total: int | None,
@@ -190,11 +136,11 @@ def _stream(resp: http.client.HTTPResponse, part: Path, offset: int, total: int 
         raise _Retry(f"{part.name}: short read, {offset + written} of {total} bytes")
 
 
-def _attempt(url: str, part: Path, state_path: Path, *, size: int | None, headers: dict[str, str],
-             timeout: float, allow_hosts: Sequence[str] | None, progress: bool,
-             counter: list[int]) -> dict[str, Any]:
+def _attempt(url: str, key: str, part: Path, state_path: Path, *, size: int | None,
+             headers: dict[str, str], timeout: float, allow_hosts: Sequence[str] | None,
+             progress: bool, counter: list[int]) -> dict[str, Any]:
     """One request: resume or restart `part`; return {etag, size} of the complete file."""
-    offset = _resume_offset(url, part, state_path)
+    offset = _resume_offset(key, part, state_path)
     state = _load_state(state_path)
     try:
         resp = _open(url, offset, headers, timeout, allow_hosts)
@@ -202,18 +148,18 @@ def _attempt(url: str, part: Path, state_path: Path, *, size: int | None, header
         expected = state.get("size") or size
         if expected is not None and offset == expected:
             return {"etag": state.get("validator"), "size": offset}
-        raise _Restart(f"{_redact(url)}: 416 for a resume at byte {offset}") from None
+        raise _Restart(f"{redact(url)}: 416 for a resume at byte {offset}") from None
     with resp:
         if resp.status == 200 and offset:
             part.unlink()  # the server ignored Range: the body is the whole file
             offset = 0
         validator = _validator(resp.headers)
         if offset and state.get("validator") != validator:
-            raise _Restart(f"{_redact(url)}: the file changed on the server "
+            raise _Restart(f"{redact(url)}: the file changed on the server "
                            f"({state.get('validator')!r} -> {validator!r})")
         total = _total_size(resp, offset, url)
         expected = total if total is not None else size
-        write_json(state_path, {"url": url, "validator": validator, "size": expected})
+        write_json(state_path, {"url": key, "validator": validator, "size": expected})
         _stream(resp, part, offset, total, progress, counter)
     return {"etag": validator, "size": expected}
 
@@ -228,6 +174,18 @@ def file_hashes(path: Path) -> dict[str, str]:
     return {"md5": md5.hexdigest(), "sha256": sha256.hexdigest()}
 
 
+def hash_matches(want: str | None, actual: str | None) -> bool:
+    """True if hex digest `actual` equals `want`, or, when `want` is abbreviated as
+    `prefix…suffix` (or `prefix...suffix`), starts and ends like it."""
+    if want is None or actual is None:
+        return want == actual
+    want, actual = want.lower(), actual.lower()
+    parts = _ELLIPSIS.split(want)
+    if len(parts) == 2:
+        return actual.startswith(parts[0]) and actual.endswith(parts[1])
+    return actual == want
+
+
 def verify(path: Path, what: str, *, size: int | None = None, md5: str | None = None,
            sha256: str | None = None, fix: str) -> dict[str, Any]:
     """Check size, then md5/sha256 of `path`; return {size, md5, sha256} or raise ValueError.
@@ -238,9 +196,9 @@ def verify(path: Path, what: str, *, size: int | None = None, md5: str | None = 
     if size is not None and actual_size != size:
         raise ValueError(f"{what}: size mismatch: expected {size} bytes, got {actual_size}; {fix}")
     actual = file_hashes(path)
-    wrong = [f"{algo} expected {want}, got {actual[algo]}"
-             for algo, want in (("md5", md5), ("sha256", sha256))
-             if want is not None and actual[algo] != want.lower()]
+    wrong = [f"{algo} expected {want}{_ABBREVIATED * bool(_ELLIPSIS.search(want))}, "
+             f"got {actual[algo]}" for algo, want in (("md5", md5), ("sha256", sha256))
+             if want is not None and not hash_matches(want, actual[algo])]
     if wrong:
         raise ValueError(f"{what}: hash mismatch: {'; '.join(wrong)}; {fix}")
     return {"size": actual_size, **actual}
@@ -248,24 +206,27 @@ def verify(path: Path, what: str, *, size: int | None = None, md5: str | None = 
 
 def fetch(url: str, dest: str | Path, *, size: int | None = None, md5: str | None = None,
           sha256: str | None = None, allow_hosts: Sequence[str] | None = None, retries: int = 5,
-          backoff: float = 1.0, auth: Auth = None, timeout: float = 60,
-          progress: bool = True) -> dict[str, Any]:
+          backoff: float = 1.0, auth: Auth = None, timeout: float = 60, progress: bool = True,
+          resume_key: str | None = None) -> dict[str, Any]:
     """Download `url` to `dest` resumably and verified; return the download record.
 
     The record holds url, size, md5, sha256, etag, seconds and bytes_fetched (bytes received by
     this call). `retries` is the number of repeated attempts after transient failures, waiting
     `backoff * 2**i` seconds before the i-th. On a hash mismatch the `.part` file is kept.
+    A partial file is resumed only for the same `resume_key` (default: the url), so a url with
+    a per-session token can name a stable key.
     """
     check_host(url, allow_hosts)
     dest = Path(dest)
     part, state_path = partial_paths(dest)
     part.parent.mkdir(parents=True, exist_ok=True)
-    headers = _auth_headers(auth)
+    headers = auth_headers(auth)
     start, counter = time.monotonic(), [0]
     for attempt in range(retries + 1):
         try:
-            got = _attempt(url, part, state_path, size=size, headers=headers, timeout=timeout,
-                           allow_hosts=allow_hosts, progress=progress, counter=counter)
+            got = _attempt(url, resume_key or url, part, state_path, size=size, headers=headers,
+                           timeout=timeout, allow_hosts=allow_hosts, progress=progress,
+                           counter=counter)
             break
         except (_Restart, _Retry) as err:
             if isinstance(err, _Restart):
@@ -280,13 +241,13 @@ def fetch(url: str, dest: str | Path, *, size: int | None = None, md5: str | Non
     fix = (f"the partial file {part} is kept for inspection; delete it to download again, "
            "or correct the expected value in the config")
     if got["size"] is not None and size is not None and got["size"] != size:
-        raise ValueError(f"{_redact(url)}: the server reports {got['size']} bytes, the config "
+        raise ValueError(f"{redact(url)}: the server reports {got['size']} bytes, the config "
                          f"expects {size}; {fix}")
-    checked = verify(part, _redact(url), size=size or got["size"], md5=md5, sha256=sha256, fix=fix)
+    checked = verify(part, redact(url), size=size or got["size"], md5=md5, sha256=sha256, fix=fix)
     os.replace(part, dest)
     _fsync_dir(dest.parent)
     state_path.unlink(missing_ok=True)
-    return {"url": _redact(url), **checked, "etag": got["etag"],
+    return {"url": redact(url), **checked, "etag": got["etag"],
             "seconds": round(time.monotonic() - start, 3), "bytes_fetched": counter[0]}
 
 
@@ -331,9 +292,17 @@ def record_hashes(manifest_path: str | Path, name: str, record: Mapping[str, Any
 
 
 def _expected(given: Mapping[str, Any], recorded: Mapping[str, Any] | None) -> dict[str, Any]:
-    """Expected size/md5/sha256: the given values, else those recorded in the manifest."""
+    """Expected size/md5/sha256: the given values, else those recorded in the manifest (also
+    when a given hash is abbreviated and the recorded full one matches it)."""
     recorded = recorded or {}
-    return {key: given[key] if given[key] is not None else recorded.get(key) for key in given}
+
+    def pick(key: str) -> Any:
+        want, have = given[key], recorded.get(key)
+        if want is None or (key != "size" and _ELLIPSIS.search(want) and hash_matches(want, have)):
+            return have
+        return want
+
+    return {key: pick(key) for key in given}
 
 
 def _link(src: Path, dest: Path) -> None:
@@ -359,43 +328,69 @@ def _in_place(dest: Path, sidecar: Path, expected: Mapping[str, Any]) -> bool:
     if not (dest.exists() and sidecar.exists()):
         return False
     done = _load_state(sidecar)
-    return dest.stat().st_size == done.get("size") and all(
-        expected[key] is None or expected[key] == done.get(key) for key in expected)
+    return dest.stat().st_size == done.get("size") and expected["size"] in (None, done["size"]) \
+        and all(hash_matches(expected[key], done.get(key))
+                for key in ("md5", "sha256") if expected[key] is not None)
+
+
+def _finish(downloads_dir: Path, name: str, record: Mapping[str, Any],
+            recorded: Mapping[str, Any] | None) -> Path:
+    """Record first-seen hashes in the manifest, write the sidecar; return the archive path."""
+    if recorded is None:
+        record_hashes(downloads_dir / "manifest.json", name, record)
+    write_json(downloads_dir / f"{name}.json",
+               {**record, "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+    return downloads_dir / name
+
+
+def find_archive(name: str, downloads_dir: str | Path, *, archive_dir: str | Path | None = None,
+                 url: str | None = None, size: int | None = None, md5: str | None = None,
+                 sha256: str | None = None) -> Path | None:
+    """`downloads_dir/name`, verified, without the network: already in place, or a verified,
+    linked copy of `archive_dir/name` (sidecar and manifest written); else None."""
+    downloads_dir = Path(downloads_dir)
+    dest = downloads_dir / name
+    recorded = known_hashes(downloads_dir / "manifest.json", name)
+    expected = _expected({"size": size, "md5": md5, "sha256": sha256}, recorded)
+    if _in_place(dest, downloads_dir / f"{name}.json", expected):
+        return dest
+    src = Path(archive_dir) / name if archive_dir is not None else None
+    if src is None or not src.exists():
+        return None
+    downloads_dir.mkdir(parents=True, exist_ok=True)
+    record = {"url": redact(url) if url else None, **_from_archive_dir(src, dest, expected)}
+    return _finish(downloads_dir, name, record, recorded)
 
 
 def ensure_archive(name: str, url: str, downloads_dir: str | Path, *,
                    archive_dir: str | Path | None = None, size: int | None = None,
                    md5: str | None = None, sha256: str | None = None,
                    allow_hosts: Sequence[str] | None = None, auth: Auth = None, retries: int = 5,
-                   backoff: float = 1.0, timeout: float = 60, progress: bool = True) -> Path:
+                   backoff: float = 1.0, timeout: float = 60, progress: bool = True,
+                   resume_key: str | None = None) -> Path:
     """Make `downloads_dir/name` available, verified, with its sidecar `{name}.json`.
 
     Order: already in place (no network); a verified, linked copy from `archive_dir/name`; else
     `fetch(url)`. Hashes not given are taken from `downloads_dir/manifest.json` and, when it has
     none yet, recorded there on first success (trust on first use).
     """
+    found = find_archive(name, downloads_dir, archive_dir=archive_dir, url=url, size=size,
+                         md5=md5, sha256=sha256)
+    if found is not None:
+        return found
     downloads_dir = Path(downloads_dir)
-    dest, sidecar = downloads_dir / name, downloads_dir / f"{name}.json"
     manifest = downloads_dir / "manifest.json"
     recorded = known_hashes(manifest, name)
     expected = _expected({"size": size, "md5": md5, "sha256": sha256}, recorded)
-    if _in_place(dest, sidecar, expected):
-        return dest
     downloads_dir.mkdir(parents=True, exist_ok=True)
-    src = Path(archive_dir) / name if archive_dir is not None else None
-    if src is not None and src.exists():
-        record = {"url": _redact(url), **_from_archive_dir(src, dest, expected)}
-    else:
-        try:
-            record = fetch(url, dest, **expected, allow_hosts=allow_hosts, retries=retries,
-                           backoff=backoff, auth=auth, timeout=timeout, progress=progress)
-        except ValueError as err:
-            if recorded is None:
-                raise
-            raise ValueError(f"{err}. The expected values were recorded in {manifest} on the "
-                             f"first download; if the file changed upstream on purpose, delete "
-                             f"the entry {name!r} there") from None
-    if recorded is None:
-        record_hashes(manifest, name, record)
-    write_json(sidecar, {**record, "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
-    return dest
+    try:
+        record = fetch(url, downloads_dir / name, **expected, allow_hosts=allow_hosts,
+                       retries=retries, backoff=backoff, auth=auth, timeout=timeout,
+                       progress=progress, resume_key=resume_key)
+    except ValueError as err:
+        if recorded is None:
+            raise
+        raise ValueError(f"{err}. The expected values were recorded in {manifest} on the "
+                         f"first download; if the file changed upstream on purpose, delete "
+                         f"the entry {name!r} there") from None
+    return _finish(downloads_dir, name, record, recorded)

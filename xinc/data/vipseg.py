@@ -1,6 +1,7 @@
 """Reader of the prepared VIPSeg layout (`VIPSeg_720P`, VIPSeg-Dataset change2_720p.py).
 
-Frames: `images/<vid>/<8 digits>.jpg`, in sorted name order (numbers need not be contiguous).
+Frames: `images/<vid>/<8 digits>.jpg` (or all `.png`), in sorted name order (numbers need not
+be contiguous).
 Labels: `panomasks/<vid>/<same name>.png`, 16-bit, 0 = void, stuff = id + 1 (< 125),
 thing = (id + 1)*100 + k with k from 0. Categories: `panoVIPSeg_categories.json`.
 """
@@ -20,6 +21,7 @@ FPS: float | None = None  # VIPSeg documents no frame rate (datasets.md §1.2 on
 SPLITS = ("train", "val", "test")
 CATEGORIES_JSON = "panoVIPSeg_categories.json"
 STUFF_LIMIT = 125
+FRAME_SUFFIXES = (".jpg", ".png")  # .png: prepared without the JPEG q75 round trip
 FIX = ("run the official VIPSeg preparation (change2_720p.py, copy panoVIPSeg_categories.json, "
        "create_panoptic_video_labels.py) or regenerate the synthetic dataset")
 
@@ -76,9 +78,13 @@ def video_source(root: str | Path, video: str) -> VideoSource:
     if split is None:
         raise layout_error(root, f"video {video!r} is in none of {[s + '.txt' for s in SPLITS]}",
                            "check the video id against the split lists")
-    frames = tuple(sorted((root / "images" / video).glob("*.jpg")))
+    frames = tuple(sorted(p for p in (root / "images" / video).glob("*")
+                          if p.suffix in FRAME_SUFFIXES))
     if not frames:
-        raise layout_error(root / "images" / video, f"no .jpg frames for video {video!r}", FIX)
+        raise layout_error(root / "images" / video, f"no .jpg frames (nor .png) for video "
+                           f"{video!r}", FIX)
+    if len({p.suffix for p in frames}) > 1:
+        raise layout_error(root / "images" / video, "mixes .jpg and .png frames", FIX)
     masks = [root / "panomasks" / video / f"{p.stem}.png" for p in frames]
     annotated_t = tuple(t for t, m in enumerate(masks) if m.is_file())
     data = read_json(root / CATEGORIES_JSON, FIX)
