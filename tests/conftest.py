@@ -19,7 +19,8 @@ settings.register_profile("xinc", derandomize=True, print_blob=True)
 settings.load_profile("xinc")
 
 ROOT = Path(__file__).resolve().parents[1]
-FIXTURES = ROOT.parent / "shared" / "fixtures"
+FIXTURES = ROOT / "tests" / "fixtures"
+FIXTURE_FILES = ("authors_nerv_small.npz", "authors_ffn_small.npz")
 BIN = Path(sys.executable).parent
 
 
@@ -30,10 +31,21 @@ def snakemake(*args: str, cwd: Path = ROOT, timeout: int = 600) -> subprocess.Co
     return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env)
 
 
+def fixture_path(name: str) -> Path:
+    """Path of golden fixture `name` (tests/fixtures/README.md); a missing file fails the test."""
+    path = FIXTURES / name
+    if not path.is_file():
+        pytest.fail(f"golden fixture {path} is missing: it is part of the repository "
+                    f"(tests/fixtures/README.md); restore it with `git checkout -- "
+                    f"tests/fixtures/{name}`", pytrace=False)
+    return path
+
+
 @pytest.fixture(scope="session")
 def fixtures_dir() -> Path:
-    if not FIXTURES.is_dir():
-        pytest.skip(f"golden fixtures not found at {FIXTURES}")
+    """The golden fixtures' folder, after checking that both files are there."""
+    for name in FIXTURE_FILES:
+        fixture_path(name)
     return FIXTURES
 
 

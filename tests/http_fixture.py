@@ -199,10 +199,11 @@ class _Handler(BaseHTTPRequestHandler):
         if body:
             if entry.cut_after is not None and len(payload) > entry.cut_after:
                 payload, entry.cut_after = payload[:entry.cut_after], None
-            self.wfile.write(payload)
-            req.bytes = len(payload)
+            # counted before the write: a client that has read everything must see the count
             path = urllib.parse.urlsplit(self.path).path
             self.server.served[path] = self.server.served.get(path, 0) + len(payload)
+            req.bytes = len(payload)
+            self.wfile.write(payload)
 
     def _authorized(self, auth: tuple[str, str]) -> bool:
         token = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()

@@ -1,15 +1,13 @@
-"""Contribution maps: the authors' fixtures, exact invariants (models.md §5) and streaming."""
+"""Contribution maps: the authors' fixtures, exact invariants (docs/method.md §5) and streaming."""
 
 from __future__ import annotations
-
-import os
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
+from tests.conftest import fixture_path
 from xinc import native
 from xinc.canvas import (
     canvas_size,
@@ -26,21 +24,15 @@ from xinc.models import build_model
 from xinc.models.ffn import ffn_coords
 from xinc.models.nerv import from_authors_state_dict
 
-FIXTURES = Path(os.environ.get("XINC_FIXTURES",
-                               Path(__file__).resolve().parents[2] / "shared" / "fixtures"))
-
 
 def rel_err(mine: torch.Tensor | np.ndarray, ref: torch.Tensor | np.ndarray) -> float:
-    """max |mine − ref| / max |ref| (the fixture README's measure)."""
+    """max |mine − ref| / max |ref| (tests/fixtures/README.md's measure)."""
     mine, ref = (torch.as_tensor(a).detach().double() for a in (mine, ref))
     return float((mine - ref).abs().max() / ref.abs().max())
 
 
 def load_fixture(name: str) -> dict[str, np.ndarray]:
-    path = FIXTURES / name
-    if not path.exists():
-        pytest.skip(f"fixture {path} not available (set XINC_FIXTURES)")
-    with np.load(path) as z:
+    with np.load(fixture_path(name)) as z:
         return {k: z[k] for k in z.files}
 
 

@@ -1,4 +1,4 @@
-"""Exact contribution maps (`mode="exact"`): completeness (models.md §5 item 10), streaming,
+"""Exact contribution maps (`mode="exact"`): completeness (docs/method.md §4.4), streaming,
 head == reference, and float64 brute force against hand-written downstream loops."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Shapes and parameter counts of the NeRV and FFN models (models.md §1.3, §1.4, §3.3)."""
+"""Shapes and parameter counts of the NeRV and FFN models (docs/method.md §1.1, §1.3, §1.4)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Official raw archives of the synthetic datasets, our reimplementation of the official
-preparation, and video selection (datasets.md §1, §3, §4), all offline at scale tiny."""
+preparation, and video selection (docs/spec/datasets.md §1, §3, §4), all offline at scale tiny."""
 
 from __future__ import annotations
 

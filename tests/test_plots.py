@@ -20,7 +20,7 @@ DPI = 60  # low resolution keeps the tests fast; fig03 also runs at the default
 
 
 def _reference_grouping_variance(group_sums, areas, total, *, signed=False):
-    """Independent restatement of analyses.md §0.6 "Group deltas"."""
+    """Independent restatement of docs/method.md §8.3 "Group deltas"."""
     s = np.asarray(group_sums, np.float64)
     a = np.asarray(areas, np.float64)
     t = np.asarray(total, np.float64)

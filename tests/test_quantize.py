@@ -1,4 +1,4 @@
-"""Quantised evaluation / bits per pixel (models.md §2.4) and Table S1 (xinc.tables)."""
+"""Quantised evaluation / bits per pixel (docs/method.md §2.4) and Table S1 (xinc.tables)."""
 
 from __future__ import annotations
 
@@ -118,8 +118,8 @@ def test_paper_nerv_bits_per_pixel_arithmetic() -> None:
     r = bits_per_pixel(model, pixels)
     assert r["frames"] == frames and r["n_params"] == 978_557 and r["n_pe"] == 160 * frames
     assert r["n_symbols"] == 978_557 + 160 * frames
-    assert r["bpp_fp32"] == pytest.approx(31.854, abs=1e-3)  # models.md §1.4
-    # models.md §2.1: bpp = bits/param_with_overhead · (978,557 + 160·T) / (32,768·T)
+    assert r["bpp_fp32"] == pytest.approx(31.854, abs=1e-3)  # docs/method.md §2.4
+    # docs/method.md §2.4: bpp = bits/param_with_overhead · (978,557 + 160·T) / (32,768·T)
     assert r["bpp"] == pytest.approx(
         r["bits_per_param_with_overhead"] * (978_557 + 160 * frames) / (32_768 * frames))
     assert r["total_bits"] == r["huffman_bits"] + 16 * r["n_minscale"]

@@ -1,4 +1,4 @@
-"""Pixel groupings, streamed frame statistics and the grouping variance (analyses.md §0.5–0.6)."""
+"""Pixel groupings, streamed frame statistics and the grouping variance (docs/method.md §8)."""
 
 from __future__ import annotations
 
@@ -40,7 +40,7 @@ def synthetic_frame(h: int, w: int, seed: int = 0) -> tuple[np.ndarray, np.ndarr
 
 
 def dense_stats(maps: np.ndarray, labels: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Straightforward float64 definitions of formats.md §6 on a dense [N, H, W] array."""
+    """Straightforward float64 definitions of docs/formats.md §6 on a dense [N, H, W] array."""
     a = np.abs(maps.astype(np.float64))
     n = a.shape[0]
     heat = a.sum(0)

@@ -1,4 +1,4 @@
-"""The added per-frame statistics (formats.md §6): τ_a, neurons per pixel, value curve,
+"""The added per-frame statistics (docs/formats.md §6): τ_a, neurons per pixel, value curve,
 instance means, neuron feature vectors, contribution change — chunked = dense numpy."""
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from xinc.stats.frame import VALUE_LEVELS, grid_layout
 
 
 def brute_tau(values: np.ndarray, a: float) -> float:
-    """analyses.md §0.6 literally: sort descending, first value where the cumsum reaches
+    """docs/method.md §8.5 literally: sort descending, first value where the cumsum reaches
     (1 − a)·total."""
     s = np.sort(values.ravel().astype(np.float64))[::-1]
     cs = np.cumsum(s)

@@ -1,7 +1,7 @@
-"""Sums over pixels accumulate in float64 (formats.md §6): T, the group sums S and v_n of neurons
-spread almost evenly over the groups (δ ≈ 1e-4 … 1e-3) equal the same formulas in float64 numpy
-on the same float32 maps. (Float32 sums gave v_n errors of 1e-4 … 2e-2 on these maps, over 30 %
-for single neurons of a trained FFN.)"""
+"""Sums over pixels accumulate in float64 (docs/formats.md §6): T, the group sums S and v_n of
+neurons spread almost evenly over the groups (δ ≈ 1e-4 … 1e-3) equal the same formulas in float64
+numpy on the same float32 maps. (Float32 sums gave v_n errors of 1e-4 … 2e-2 on these maps, over
+30 % for single neurons of a trained FFN.)"""
 
 from __future__ import annotations
 

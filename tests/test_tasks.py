@@ -148,8 +148,8 @@ LAYOUTS = [
     ("results/models/nerv/vipseg/1_a/s0/ckpt.pt", ("train_nerv", "import_nerv")),
     ("results/run1/models/ffn/vipseg/1_a/f3/s0/metrics.json", ("train_ffn_vipseg", "import_ffn")),
     ("results/run1/pixel_groups/ffn/vipseg/1_a/f3.npz", ("pixel_groups",)),
-    ("results/stats/nerv/vipseg/1_a/s0/f3/head.npz", ("canvas_nerv",)),
-    ("results/run1/stats/ffn/vipseg/1_a/s0/f3/l1.npz", ("canvas_ffn",)),
+    ("results/stats/nerv/vipseg/1_a/s0/f3/head.npz", ("canvas_nerv_vipseg",)),
+    ("results/run1/stats/ffn/vipseg/1_a/s0/f3/l1.npz", ("canvas_ffn_vipseg",)),
     ("results/run1/pair/nerv/vipseg/1_a/s0/t3/b1.npz", ("pair_stats",)),
     ("frames.npy", ()),
     ("downloads/model_best.pth", ()),
@@ -243,7 +243,7 @@ def test_truncated_statistics_name_the_canvas_rule(tmp_path):
     path = stats / "b1.npz"
     save_npz(path, total=np.ones(4))
     path.write_bytes(path.read_bytes()[:40])
-    with pytest.raises(IntermediateFileError, match="written by rule canvas_nerv"):
+    with pytest.raises(IntermediateFileError, match="written by rule canvas_nerv_"):
         read_frame_stats(path)
     pair = tmp_path / "results" / "demo" / "pair" / "nerv" / "b1.npz"
     pair.parent.mkdir(parents=True)

@@ -114,7 +114,9 @@ def smoke_run(tmp_path_factory) -> Path:
     """The whole DAG on presets/smoke.yaml in a scratch directory."""
     workdir = tmp_path_factory.mktemp("smoke")
     # one thread per canvas job: on tiny models start-up dominates, so two jobs at a time
-    one_thread = [f"{rule}=1" for rule in ("canvas_nerv", "canvas_ffn", "canvas_nerv_untrained",
+    canvas = [f"canvas_{arch}_{ds}" for arch in ("nerv", "ffn")
+              for ds in ("cityscapes_vps", "vipseg")]
+    one_thread = [f"{rule}=1" for rule in (*canvas, "canvas_nerv_untrained",
                                            "canvas_ffn_untrained", "pair_stats")]
     result = snakemake(
         "--cores", "2", "--configfile", str(ROOT / "presets" / "smoke.yaml"),
@@ -287,6 +289,13 @@ def planned_rules(result: subprocess.CompletedProcess) -> dict[str, int]:
     return {row[0]: int(row[1]) for row in rows}
 
 
+def canvas_jobs(plan: dict[str, int], arch: str) -> int:
+    """Jobs of the canvas rules of `arch` (one rule per dataset and frame list; one job per
+    model, or per video and seed for the FFNs), the untrained models' excluded."""
+    return sum(jobs for rule, jobs in plan.items()
+               if rule.startswith(f"canvas_{arch}_") and not rule.endswith("_untrained"))
+
+
 def test_mistyped_pretrained_path_is_an_error_after_training(smoke_run, tmp_path):
     result = snakemake("-n", *overlay(tmp_path, "pretrained:\n  nerv: mine/{dataset}/{video}/"
                                       "s{seed}.pth\n"), "--directory", str(smoke_run))
@@ -308,7 +317,7 @@ def test_pretrained_checkpoints_replace_the_trained_models(smoke_run, tmp_path):
     result = snakemake("-n", *overlay(tmp_path, text), "--directory", str(smoke_run))
     assert result.returncode == 0, result.stderr
     plan = planned_rules(result)
-    assert plan["import_nerv"] == 4 and plan["canvas_nerv"] == 12  # 2 videos x 2 seeds x 3
+    assert plan["import_nerv"] == 4 and canvas_jobs(plan, "nerv") == 4  # 2 videos x 2 seeds
     assert "train_nerv" not in plan and "train_ffn_vipseg" not in plan
 
 
@@ -359,7 +368,7 @@ def test_failed_job_shows_its_error_on_the_console(smoke_run, tmp_path):
     assert result.returncode != 0
     assert "[fig06] error:" in result.stderr
     assert "l2.npz: truncated or unreadable" in result.stderr
-    assert "rerun it with `snakemake --forcerun canvas_ffn`" in result.stderr
+    assert "rerun it with `snakemake --forcerun canvas_ffn_vipseg`" in result.stderr
     assert not (results(work) / "figures" / "fig06.png").exists()
 
 
@@ -375,7 +384,7 @@ def test_a_figure_key_reruns_only_that_figure(smoke_run, tmp_path):
 
 def test_speed_knobs_rerun_nothing(smoke_run, tmp_path):
     text = "canvas:\n  chunk: 7\ndevice: cpu\n"
-    result = snakemake("-n", *overlay(tmp_path, text), "--set-threads", "canvas_nerv=1",
+    result = snakemake("-n", *overlay(tmp_path, text), "--set-threads", "canvas_nerv_vipseg=1",
                        "--directory", str(smoke_run))
     assert result.returncode == 0, result.stderr
     assert "Nothing to be done" in output(result)
@@ -525,9 +534,10 @@ def test_annotated_frames_plan_six_nerv_frames_per_video(smoke_run, tmp_path):
                        "--directory", str(smoke_run))
     assert result.returncode == 0, result.stderr
     plan = planned_rules(result)
-    # new frames: Cityscapes-VPS 19, 24, 29 and VIPSeg 0, 6, 12, 18, 24, 30 minus 4, 9, 14 kept
-    # ... but the key frame moves for VIPSeg (0), so its FFNs retrain
-    assert plan["canvas_nerv"] == 2 * (3 + 6)
+    # new frames: Cityscapes-VPS 19, 24, 29 and VIPSeg 0, 6, 12, 18, 24, 30: every NeRV's
+    # canvas job reruns (one job per model); the key frame moves for VIPSeg (0), so its FFNs
+    # retrain
+    assert canvas_jobs(plan, "nerv") == 2 * 2
     assert plan["train_ffn_vipseg"] == 1 and "train_ffn_cityscapes_vps" not in plan
 
 
@@ -548,12 +558,12 @@ def test_paper_preset_plans_every_job(tmp_path):
                        "--directory", str(tmp_path))
     assert result.returncode == 0, output(result)
     plan = planned_rules(result)
-    assert plan["train_nerv"] == 9 * 5 and plan["canvas_ffn"] == 9 * 5
-    assert plan["canvas_nerv"] == 9 * 5 * 6 and plan["pair_stats"] == 9 * 5 * 2
+    assert plan["train_nerv"] == 9 * 5 and canvas_jobs(plan, "ffn") == 9 * 5
+    assert canvas_jobs(plan, "nerv") == 9 * 5 and plan["pair_stats"] == 9 * 5 * 2
     assert all(plan[name] == 1 for name in FIGURES)
     # clusters: Fig 10 (1 video) and Fig 14 (5) over 5 seeds, Figs 12 and 13 (1 video each)
     # on seed 1, every layer; untrained models of every seed of the six five-seed videos
     assert plan["cluster_layer"] == (1 + 5) * 7 + 2 * 7
     assert plan["canvas_nerv_untrained"] == plan["canvas_ffn_untrained"] == 6 * 5
     assert plan["cluster_members_nerv"] == plan["cluster_members_ffn"] == 2
-    assert sum(plan.values()) == 585 + 56 + 60 + 4 + 1 + 4
+    assert sum(plan.values()) == 585 - 9 * 5 * 5 + 56 + 60 + 4 + 1 + 4

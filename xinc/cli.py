@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from xinc.bench import CASES as BENCH_CASES
 from xinc.bench import CLUSTER_LAYERS, NERV_LAYERS
@@ -86,6 +87,18 @@ def cmd_bench_canvas(args: argparse.Namespace) -> None:
         from xinc.io import write_json
 
         write_json(args.json, result)
+
+
+def cmd_bench_canvas_jobs(args: argparse.Namespace) -> None:
+    from xinc.bench.canvas_jobs import format_report, run
+
+    for arch in args.archs:
+        result = run(arch, preset=args.preset, n_frames=args.frames, device=args.device)
+        print(format_report(result))
+        if args.json:
+            from xinc.io import write_json
+
+            write_json(Path(args.json).with_suffix(f".{arch}.json"), result)
 
 
 def cmd_bench_clusters(args: argparse.Namespace) -> None:
@@ -229,6 +242,21 @@ def add_bench_canvas(bench_sub: argparse._SubParsersAction) -> None:
     canvas.set_defaults(func=cmd_bench_canvas)
 
 
+def add_bench_canvas_jobs(bench_sub: argparse._SubParsersAction) -> None:
+    jobs = bench_sub.add_parser(
+        "canvas-jobs", formatter_class=HelpFormatter,
+        help="canvas of several frames: one process per frame vs one per model (start-up cost)")
+    jobs.add_argument("--archs", nargs="+", choices=["nerv", "ffn"], default=["nerv", "ffn"],
+                      metavar="ARCH", help="of: nerv ffn (default: both)")
+    jobs.add_argument("--preset", default="smoke",
+                      help="preset (name or YAML path) whose models, layers and size are used")
+    jobs.add_argument("--frames", type=positive_int, default=6, help="frames of the model")
+    jobs.add_argument("--device", default="cpu", help="cpu, cuda or auto")
+    jobs.add_argument("--json", help="also write each result as JSON, to <path>.<arch>.json "
+                      "(default: not written)")
+    jobs.set_defaults(func=cmd_bench_canvas_jobs)
+
+
 def add_bench_clusters(bench_sub: argparse._SubParsersAction) -> None:
     clusters = bench_sub.add_parser(
         "clusters", formatter_class=HelpFormatter,
@@ -263,9 +291,10 @@ def build_parser() -> argparse.ArgumentParser:
     bench = sub.add_parser("bench", formatter_class=HelpFormatter,
                            help="benchmarks (ratios against a baseline in the same run)")
     bench_sub = bench.add_subparsers(dest="benchmark", required=True, metavar="BENCHMARK",
-                                     help="train, canvas or clusters")
+                                     help="train, canvas, canvas-jobs or clusters")
     add_bench_train(bench_sub)
     add_bench_canvas(bench_sub)
+    add_bench_canvas_jobs(bench_sub)
     add_bench_clusters(bench_sub)
     return parser
 

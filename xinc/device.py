@@ -54,3 +54,16 @@ def reproducible(device: torch.device) -> Iterator[None]:
     finally:
         cuda_matmul.allow_tf32, cudnn.allow_tf32, cudnn.benchmark, cudnn.deterministic = saved[:4]
         torch.use_deterministic_algorithms(saved[4], warn_only=saved[5])
+
+
+@contextmanager
+def full_fp32() -> Iterator[None]:
+    """TF32 off for CUDA matmuls and cuDNN convolutions while the block runs (contribution maps:
+    TF32 would move their sums by ~1e-3 relative); the previous settings are restored."""
+    cuda_matmul, cudnn = torch.backends.cuda.matmul, torch.backends.cudnn
+    saved = cuda_matmul.allow_tf32, cudnn.allow_tf32
+    cuda_matmul.allow_tf32 = cudnn.allow_tf32 = False
+    try:
+        yield
+    finally:
+        cuda_matmul.allow_tf32, cudnn.allow_tf32 = saved

@@ -1,4 +1,5 @@
-"""The paper's claims restated as measured numbers (issue 11 "Findings", analyses.md §4 item 3).
+"""The paper's claims restated as measured numbers (issue 11 "Findings",
+docs/spec/analyses.md §4 item 3).
 
 Inputs are the tables of the figure modules (their `compute` / summary DataFrames, never files):
 variance = fig04 (one row per neuron and grouping, v), pixels = fig06 (pixels per neuron),

@@ -1,4 +1,4 @@
-"""Dense optical flow between consecutive raw frames (analyses.md §1 Fig 9, B24).
+"""Dense optical flow between consecutive raw frames (docs/method.md §10 Fig 9, B24).
 
 The authors' flow files are not shipped and their estimator is undocumented (B24), so xinc
 computes its own with OpenCV at working resolution, from raw frame t − 1 to raw frame t (the
@@ -109,7 +109,7 @@ def read_flow(path: str | Path) -> dict[str, Any]:
 def video_flow(frames_path: str | Path, frame: int, out_path: str | Path, *,
                method: str) -> dict[str, Any]:
     """Flow from raw frame `frame` − 1 to `frame` of a working-resolution `frames_pil.npy`
-    (formats.md §3; its `meta.json` beside it names dataset and video), written to `out_path`.
+    (docs/formats.md §3; its `meta.json` beside it names dataset and video), written to `out_path`.
     Returns the meta written."""
     frames_path = Path(frames_path)
     frames = read_npy(frames_path, mmap_mode="r")

@@ -3,7 +3,7 @@
 Standard library only (the Snakefile imports it before any job runs, so the DAG, and
 `snakemake -n`, show every job). A video's length and annotated frames come from the embedded
 synthetic table or, for real data, from the file names of the dataset folder:
-- Cityscapes-VPS: 30-frame snippets labelled at 0-based frames 4, 9, …, 29 (datasets.md §1.1).
+- Cityscapes-VPS: 30-frame snippets labelled at 0-based frames 4, 9, …, 29 (docs/formats.md §1).
 - VIPSeg: every frame with a mask in `panomasks/<vid>/` (sorted `images/<vid>/*.{jpg,png}`).
 
 `canvas.frames` selects the NeRV frames: `first` (the first annotated frame), `annotated`

@@ -1,7 +1,7 @@
-"""The per-video segment table over time (analyses.md §1 Fig 8, "video-level segment list").
+"""The per-video segment table over time (docs/method.md §8.6 and §10 Fig 8).
 
-Built from the per-frame statistics alone (formats.md §6: `areas_instances`, `instances_ids`,
-`meta_json`) and the video's `meta.json` (formats.md §2: `categories`), so Figs 8/19 never need
+Built from the per-frame statistics alone (docs/formats.md §6: `areas_instances`, `instances_ids`,
+`meta_json`) and the video's `meta.json` (docs/formats.md §2: `categories`), so Figs 8/19 never need
 maps. One row per instance column of each analysed frame:
 
 - `column`: the index of the column in that frame's stored instance grouping (as stored, i.e.
@@ -90,7 +90,7 @@ def _frames(stats_paths: Sequence[str | Path], video: Mapping[str, Any]
 def _categories(meta_path: Path, meta: Mapping[str, Any]) -> dict[int, dict[str, Any]]:
     cats = meta.get("categories")
     if not cats:
-        raise ValueError(f"{meta_path}: no 'categories' list (formats.md §2); rerun "
+        raise ValueError(f"{meta_path}: no 'categories' list (docs/formats.md §2); rerun "
                          "prepare_video and working_res for this video")
     return {int(c["id"]): c for c in cats}
 

@@ -4,6 +4,8 @@ The library does not import Snakemake, so `PRODUCERS` maps the files of docs/for
 rules that write them by path components: the top folder (`prepared`, `work`, `models`, ...),
 for some the architecture folder right below it, and the file name. Any folders above the top
 folder or between it and the file may change (per-run results folders, extra data levels).
+Frames and panoptic masks are checked as they are read (`ARRAY_CHECKS`, xinc.checks): a file
+that reads but holds what its format rules out names itself and its rule the same way.
 """
 
 from __future__ import annotations
@@ -12,13 +14,17 @@ import json
 import pickle
 import zipfile
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from fnmatch import fnmatch
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
+
+from xinc.checks import ContentError, check_frames, check_panoptic
 
 T = TypeVar("T")
 
@@ -28,7 +34,8 @@ READ_ERRORS = (ValueError, EOFError, OSError, zipfile.BadZipFile, zlib.error,
 
 
 class IntermediateFileError(ValueError):
-    """An intermediate file is truncated or unreadable; the message names the rule to rerun."""
+    """An intermediate file is truncated, unreadable or holds what its format rules out; the
+    message names the rule to rerun."""
 
 
 @dataclass(frozen=True)
@@ -50,8 +57,8 @@ PRODUCERS: tuple[Producer, ...] = (
     Producer("models", "nerv", ("ckpt.pt", "metrics.json"), ("train_nerv", "import_nerv")),
     Producer("models", "ffn", ("ckpt.pt", "metrics.json"), ("train_ffn_{dataset}", "import_ffn")),
     Producer("pixel_groups", None, ("f*.npz",), ("pixel_groups",)),
-    Producer("stats", "nerv", ("*.npz",), ("canvas_nerv",)),
-    Producer("stats", "ffn", ("*.npz",), ("canvas_ffn",)),
+    Producer("stats", "nerv", ("*.npz",), ("canvas_nerv_{dataset}",)),
+    Producer("stats", "ffn", ("*.npz",), ("canvas_ffn_{dataset}",)),
     Producer("pair", None, ("*.npz",), ("pair_stats",)),
     Producer("flow", None, ("f*.npz",), ("flow",)),
     Producer("instances", None, ("*.csv",), ("instance_table",)),
@@ -106,6 +113,20 @@ def unreadable(path: str | Path, err: BaseException) -> IntermediateFileError:
         f"{path}: truncated or unreadable {kind} ({detail}); {_advice(path)}")
 
 
+def bad_content(path: str | Path, err: ContentError) -> IntermediateFileError:
+    """The error for a file that reads but holds what its format rules out."""
+    return IntermediateFileError(f"{path}: {err}; {_advice(path)}")
+
+
+@contextmanager
+def reading(path: str | Path) -> Iterator[None]:
+    """Checks run in this block that raise `ContentError` name `path` and its rule."""
+    try:
+        yield
+    except ContentError as err:
+        raise bad_content(path, err) from None
+
+
 def missing(path: str | Path) -> FileNotFoundError:
     """The error for a file that does not exist, with the rule that writes it (if any)."""
     rules = writing_rules(path)
@@ -118,7 +139,8 @@ def read_intermediate(path: str | Path, reader: Callable[[Path], T]) -> T:
     that writes it. `reader` must read everything it returns (no lazy archive members)."""
     path = Path(path)
     try:
-        return reader(path)
+        with reading(path):
+            return reader(path)
     except IntermediateFileError:
         raise
     except FileNotFoundError as err:
@@ -134,9 +156,26 @@ def read_json(path: str | Path) -> Any:
     return read_intermediate(path, lambda p: json.loads(p.read_text()))
 
 
+#: What the arrays of docs/formats.md §2-3 must hold, by file name: checked by `read_npy`.
+ARRAY_CHECKS: dict[str, Callable[[np.ndarray], None]] = {
+    "frames.npy": partial(check_frames, dtype=np.uint8),
+    "frames_pil.npy": partial(check_frames, dtype=np.uint8),
+    "frames_bicubic.npy": partial(check_frames, dtype=np.float32),
+    "panoptic.npy": check_panoptic,
+}
+
+
 def read_npy(path: str | Path, mmap_mode: str | None = None) -> np.ndarray:
-    """A .npy array; `mmap_mode="r"` maps it (a truncated file fails here, not on access)."""
-    return read_intermediate(path, lambda p: np.load(p, mmap_mode=mmap_mode, allow_pickle=False))
+    """A .npy array; `mmap_mode="r"` maps it (a truncated file fails here, not on access).
+    Frames and panoptic masks (`ARRAY_CHECKS`) are checked: frames that hold NaN or infinity,
+    ids below −1 (void), a wrong shape or dtype raise `IntermediateFileError` naming the file."""
+    def read(p: Path) -> np.ndarray:
+        array = np.load(p, mmap_mode=mmap_mode, allow_pickle=False)
+        if p.name in ARRAY_CHECKS:
+            ARRAY_CHECKS[p.name](array)
+        return array
+
+    return read_intermediate(path, read)
 
 
 def read_npz(path: str | Path, required: Sequence[str] = (),

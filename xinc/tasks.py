@@ -14,7 +14,8 @@ import numpy as np
 import torch
 
 from xinc.canvas import layer_names
-from xinc.device import resolve_device
+from xinc.checks import check_finite_weights
+from xinc.device import full_fp32, resolve_device
 from xinc.intermediate import read_intermediate, read_json, read_npy, read_npz
 from xinc.io import save_npz, write_json
 from xinc.models import (
@@ -40,19 +41,22 @@ LOG = logging.getLogger(__name__)
 
 
 def load_model(path: str | Path) -> torch.nn.Module:
-    """`load_checkpoint(path)`; a damaged file raises `IntermediateFileError` naming the rule
-    that writes it (for the workflow's own checkpoints), a missing one `FileNotFoundError`."""
+    """`load_checkpoint(path)`; a damaged file, or one whose weights hold NaN or infinity,
+    raises `IntermediateFileError` naming the rule that writes it (for the workflow's own
+    checkpoints), a missing one `FileNotFoundError`."""
     return read_intermediate(path, _read_checkpoint)
 
 
 def _read_checkpoint(path: Path) -> torch.nn.Module:
     try:
-        return load_checkpoint(path)
+        model = load_checkpoint(path)
     except RuntimeError as err:  # the cause; read_intermediate adds the rule that writes it
         cause = err.__cause__ or err
         if isinstance(cause, FileNotFoundError):
             raise cause from None
         raise ValueError(f"{type(cause).__name__}: {cause}") from err
+    check_finite_weights(model)
+    return model
 
 
 def annotated_index(meta: dict[str, Any], frame: int, source: str | Path) -> int:
@@ -68,13 +72,17 @@ def annotated_index(meta: dict[str, Any], frame: int, source: str | Path) -> int
 
 def make_pixel_groups(frames: str | Path, panoptic: str | Path, meta: str | Path, frame: int,
                       out: str | Path, *, clusters: int, grid: Sequence[int], seed: int,
-                      gabor_mode: str = "reference") -> None:
-    """Groupings (instances, RGB/Gabor k-means, grid cells) of one working-resolution frame."""
+                      gabor_mode: str = "reference", threads: int | None = None) -> None:
+    """Groupings (instances, RGB/Gabor k-means, grid cells) of one working-resolution frame;
+    `threads` bounds the threads of k-means and the filters (OpenMP/BLAS pools)."""
+    from threadpoolctl import threadpool_limits
+
     info = read_json(meta)
     labels = read_npy(panoptic, mmap_mode="r")[annotated_index(info, frame, meta)]
     image = read_npy(frames, mmap_mode="r")[frame]
-    groups = pixel_groups(np.asarray(image), np.asarray(labels), k=clusters, grid=tuple(grid),
-                          seed=seed, gabor_mode=gabor_mode)
+    with threadpool_limits(limits=threads):
+        groups = pixel_groups(np.asarray(image), np.asarray(labels), k=clusters,
+                              grid=tuple(grid), seed=seed, gabor_mode=gabor_mode)
     save_npz(out, **groups)
 
 
@@ -83,7 +91,7 @@ def frame_time(model: torch.nn.Module, frame: int, meta: dict[str, Any],
     """NeRV query time of raw frame j; None for an FFN.
 
     `exact`: t = j/T, the time the NeRV was trained with for that frame. `reference`: the
-    authors' analysis, t = k/A for the k-th of the A annotated frames (models.md §4.6 item 6).
+    authors' analysis, t = k/A for the k-th of the A annotated frames (docs/method.md §7.2).
     """
     if not isinstance(model, NeRV):
         return None
@@ -112,21 +120,55 @@ def trace_frame(model: torch.nn.Module, groups: dict[str, np.ndarray], outputs: 
 def canvas_stats(ckpt: str | Path, groups: str | Path, meta: str | Path, frame: int,
                  outputs: Sequence[str | Path], layers: Sequence[str], *, canvas: dict[str, Any],
                  stats: dict[str, Any], device: str = "auto", untrained: bool = False) -> None:
-    """Rule canvas_{nerv,ffn}: statistics of every layer of one model at one frame; with
-    `untrained`, of the model as initialised before training (`untrained_copy`: the null model
-    of the neuron clusters)."""
+    """Statistics of every layer of one model at one frame; with `untrained`, of the model as
+    initialised before training (`untrained_copy`: the null model of the neuron clusters)."""
+    canvas_model_stats([ckpt], [groups], meta, [frame], outputs, layers, canvas=canvas,
+                       stats=stats, device=device, untrained=untrained)
+
+
+def canvas_model_stats(ckpts: Sequence[str | Path], groups: Sequence[str | Path],
+                       meta: str | Path, frames: Sequence[int], outputs: Sequence[str | Path],
+                       layers: Sequence[str], *, canvas: dict[str, Any], stats: dict[str, Any],
+                       device: str = "auto", untrained: bool = False) -> None:
+    """Rules canvas_{nerv,ffn}: statistics of every layer at every frame of one job, in one
+    process so that start-up (torch, CUDA context, model load) is paid once.
+
+    `ckpts` holds one checkpoint (a NeRV: every frame of the one model) or one per frame (the
+    FFNs of a video); `groups` one pixel-groups file per frame; `outputs` the statistics files
+    frame by frame, each frame's in the order of `layers`.
+    """
+    if len(ckpts) not in (1, len(frames)) or len(groups) != len(frames):
+        raise ValueError(f"{len(frames)} frames need 1 or {len(frames)} checkpoints and "
+                         f"{len(frames)} pixel-groups files; got {len(ckpts)} and {len(groups)}")
+    if len(outputs) != len(frames) * len(layers):
+        raise ValueError(f"{len(frames)} frames x {len(layers)} layers need "
+                         f"{len(frames) * len(layers)} outputs; got {len(outputs)}")
     info = read_json(meta)
-    model = load_model(ckpt)
-    if untrained:
-        model = untrained_copy(model)
-    model = model.to(resolve_device(device))
+    target = resolve_device(device)
+    model_paths = [str(path) for path in ckpts] * (len(frames) if len(ckpts) == 1 else 1)
+    loaded: dict[str, torch.nn.Module] = {}
+    for i, frame in enumerate(frames):
+        if model_paths[i] not in loaded:
+            model = load_model(model_paths[i])
+            loaded = {model_paths[i]: (untrained_copy(model) if untrained else model).to(target)}
+        LOG.info("frame %d (%d of %d)", frame, i + 1, len(frames))
+        frame_outputs = outputs[i * len(layers):(i + 1) * len(layers)]
+        with full_fp32():
+            _trace_job_frame(loaded[model_paths[i]], read_npz(groups[i]), info, frame,
+                             dict(zip(layers, map(Path, frame_outputs), strict=True)),
+                             canvas, stats, untrained)
+
+
+def _trace_job_frame(model: torch.nn.Module, groups: dict[str, np.ndarray], info: dict[str, Any],
+                     frame: int, outputs: dict[str, Path], canvas: dict[str, Any],
+                     stats: dict[str, Any], untrained: bool) -> None:
+    """One frame of a canvas job: the job's settings as `trace_frame`'s arguments."""
     height, width = info["working_size"]
     trace_frame(
-        model, read_npz(groups), dict(zip(layers, map(Path, outputs), strict=True)),
+        model, groups, outputs,
         t=frame_time(model, frame, info, canvas["time_index"]), height=height, width=width,
         mode=canvas["mode"], chunk=canvas["chunk"], bias=canvas["bias"],
-        neuron=canvas["neuron"], n_sample=stats["sample_neurons"],
-        sample_seed=stats["seed"],
+        neuron=canvas["neuron"], n_sample=stats["sample_neurons"], sample_seed=stats["seed"],
         meta={"dataset": info["dataset"], "video": info["video"], "frame": frame,
               "seed": model.meta.get("seed"), **({"untrained": True} if untrained else {})},
     )

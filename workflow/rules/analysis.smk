@@ -16,6 +16,10 @@ rule pixel_groups:
         f"{BENCHMARKS}/pixel_groups/{{arch}}/{{ds}}/{{vid}}/f{{f}}.tsv"
     conda:
         "../../envs/xinc.yaml"
+    threads: 2
+    resources:
+        mem_mb=2000,
+        runtime=10,
     params:
         stats={
             key: config["stats"][key] for key in ("clusters", "grid", "seed", "gabor")
@@ -37,6 +41,9 @@ rule flow:
     conda:
         "../../envs/xinc.yaml"
     threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
     params:
         method=config["flow"]["method"],
     script:
@@ -51,8 +58,14 @@ rule instance_table:
         table=f"{RESULTS}/tables/instances/{{ds}}/{{vid}}.csv",
     log:
         f"{LOGS}/tables/instances/{{ds}}/{{vid}}.log",
+    benchmark:
+        f"{BENCHMARKS}/tables/instances/{{ds}}/{{vid}}.tsv"
     localrule: True
     conda:
         "../../envs/xinc.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
     script:
         "../scripts/instance_table.py"

@@ -1,63 +1,47 @@
-# Canvas: every layer's contribution maps of one model at one frame, streamed into per-frame
-# statistics in one job (a full canvas is never written). Params hold only the settings that
-# change the numbers; the speed knobs (canvas.chunk, device) are read from the config by the
+# Canvas: every layer's contribution maps of one model at each of its analysed frames, streamed
+# into per-frame statistics in one job per model (a full canvas is never written). Params hold
+# only the settings that change the numbers; the speed knobs (canvas.chunk, device) are read from the config by the
 # scripts, so changing them reruns nothing.
 
 
-rule canvas_nerv:
-    input:
-        ckpt=f"{RESULTS}/models/nerv/{{ds}}/{{vid}}/s{{seed}}/ckpt.pt",
-        groups=f"{RESULTS}/pixel_groups/nerv/{{ds}}/{{vid}}/f{{f}}.npz",
-        meta=work_file("meta.json"),
-    output:
-        stats=expand(
-            f"{RESULTS}/stats/nerv/{{{{ds}}}}/{{{{vid}}}}/s{{{{seed}}}}/f{{{{f}}}}/{{layer}}.npz",
-            layer=LAYERS["nerv"],
-        ),
-    log:
-        f"{LOGS}/canvas/nerv/{{ds}}/{{vid}}/s{{seed}}/f{{f}}.log",
-    benchmark:
-        f"{BENCHMARKS}/canvas/nerv/{{ds}}/{{vid}}/s{{seed}}/f{{f}}.tsv"
-    conda:
-        "../../envs/xinc.yaml"
-    threads: 2
-    resources:
-        mem_mb=3000,
-        runtime=30,
-    params:
-        layers=LAYERS["nerv"],
-        canvas=canvas_params(),
-        stats=sample_params(),
-    script:
-        "../scripts/canvas_stats.py"
+for _arch, _ds in ((arch, ds) for arch in ARCHS for ds in DATASETS):
+    for _k, (_frames, _videos) in enumerate(canvas_groups(_arch, _ds).items()):
 
-
-rule canvas_ffn:
-    input:
-        ckpt=f"{RESULTS}/models/ffn/{{ds}}/{{vid}}/f{{f}}/s{{seed}}/ckpt.pt",
-        groups=f"{RESULTS}/pixel_groups/ffn/{{ds}}/{{vid}}/f{{f}}.npz",
-        meta=work_file("meta.json"),
-    output:
-        stats=expand(
-            f"{RESULTS}/stats/ffn/{{{{ds}}}}/{{{{vid}}}}/s{{{{seed}}}}/f{{{{f}}}}/{{layer}}.npz",
-            layer=LAYERS["ffn"],
-        ),
-    log:
-        f"{LOGS}/canvas/ffn/{{ds}}/{{vid}}/s{{seed}}/f{{f}}.log",
-    benchmark:
-        f"{BENCHMARKS}/canvas/ffn/{{ds}}/{{vid}}/s{{seed}}/f{{f}}.tsv"
-    conda:
-        "../../envs/xinc.yaml"
-    threads: 2
-    resources:
-        mem_mb=2000,
-        runtime=30,
-    params:
-        layers=LAYERS["ffn"],
-        canvas=canvas_params(),
-        stats=sample_params(),
-    script:
-        "../scripts/canvas_stats.py"
+        rule:
+            name:
+                f"canvas_{_arch}_{_ds}" + (f"_{_k}" if _k else "")
+            input:
+                ckpt=canvas_ckpts(_arch, _frames),
+                groups=[
+                    f"{RESULTS}/pixel_groups/{_arch}/{{ds}}/{{vid}}/f{f}.npz"
+                    for f in _frames
+                ],
+                meta=work_file("meta.json"),
+            output:
+                stats=[
+                    f"{RESULTS}/stats/{_arch}/{{ds}}/{{vid}}/s{{seed}}/f{f}/{layer}.npz"
+                    for f in _frames
+                    for layer in LAYERS[_arch]
+                ],
+            log:
+                f"{LOGS}/canvas/{_arch}/{{ds}}/{{vid}}/s{{seed}}.log",
+            benchmark:
+                f"{BENCHMARKS}/canvas/{_arch}/{{ds}}/{{vid}}/s{{seed}}.tsv"
+            wildcard_constraints:
+                ds=_ds,
+                vid="|".join(re.escape(v) for v in _videos),
+            conda:
+                "../../envs/xinc.yaml"
+            threads: 2
+            resources:
+                **canvas_resources(_arch, len(_frames)),
+            params:
+                frames=list(_frames),
+                layers=LAYERS[_arch],
+                canvas=canvas_params(),
+                stats=sample_params(),
+            script:
+                "../scripts/canvas_stats.py"
 
 
 rule pair_stats:
@@ -77,6 +61,7 @@ rule pair_stats:
         "../../envs/xinc.yaml"
     threads: 2
     resources:
+        **GPU,
         mem_mb=3000,
         runtime=30,
     params:
@@ -114,9 +99,9 @@ for _arch in ARCHS:
             "../../envs/xinc.yaml"
         threads: 2
         resources:
-            mem_mb=3000,
-            runtime=30,
+            **canvas_resources(_arch, 1),
         params:
+            frames=wildcard_frame,
             layers=LAYERS[_arch],
             canvas=canvas_params(),
             stats=sample_params(),

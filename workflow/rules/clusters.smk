@@ -88,8 +88,14 @@ rule cluster_table:
         ),
     log:
         f"{LOGS}/tables/clusters.log",
+    benchmark:
+        f"{BENCHMARKS}/tables/clusters.tsv"
     localrule: True
     conda:
         "../../envs/xinc.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
     script:
         "../scripts/cluster_table.py"

@@ -21,6 +21,7 @@ from xinc.data_plan import (
     dataset_origin,
     selection_csv,
 )
+from xinc.gpu_plan import gpu_resources
 from xinc.figure_plan import (
     FIGURES as FIGURE_SPECS,
     Selection,
@@ -247,6 +248,47 @@ def work_file(name):
         return work_path(wildcards.ds, wildcards.vid, name)
 
     return path
+
+
+# Training and canvas jobs request a GPU when they run on one (config device; xinc.gpu_plan).
+GPU = gpu_resources(config["device"])
+
+
+def canvas_groups(arch, ds):
+    """Videos of `ds` grouped by the frames one canvas job of `arch` traces: {frames: [videos]}.
+    One job per model (a NeRV: its frames; the FFNs of a video: one model per frame) pays
+    start-up (torch, CUDA context, model load) once; one rule per frame list, since a rule's
+    outputs cannot depend on its wildcards (one list unless videos differ in length).
+    """
+    groups = {}
+    for vid in VIDEOS[ds]:
+        frames = FRAMES[ds][vid].nerv if arch == "nerv" else FRAMES[ds][vid].ffn
+        groups.setdefault(tuple(frames), []).append(vid)
+    return groups
+
+
+def canvas_ckpts(arch, frames):
+    """Checkpoints of one canvas job: the NeRV, or the FFN of each frame."""
+    if arch == "nerv":
+        return [f"{RESULTS}/models/nerv/{{ds}}/{{vid}}/s{{seed}}/ckpt.pt"]
+    return [
+        f"{RESULTS}/models/ffn/{{ds}}/{{vid}}/f{f}/s{{seed}}/ckpt.pt" for f in frames
+    ]
+
+
+def wildcard_frame(wildcards):
+    """The job's one frame, as the frame list of the canvas script."""
+    return [int(wildcards.f)]
+
+
+def canvas_resources(arch, n_frames):
+    """Memory and minutes of one canvas job (a paper NeRV frame: ~3 GB and minutes on a CPU)."""
+    per_frame = 20 if arch == "nerv" else 5
+    return {
+        "mem_mb": 3000 if arch == "nerv" else 2000,
+        "runtime": 10 + per_frame * n_frames,
+        **GPU,
+    }
 
 
 def ffn_groups(ds):

@@ -14,11 +14,16 @@ rule download_archive:
         sidecar="data/downloads/{archive}.json",
     log:
         "logs/data/download_archive/{archive}.log",
+    benchmark:
+        "benchmarks/data/download_archive/{archive}.tsv"
     wildcard_constraints:
         archive="|".join(re.escape(a) for a in DOWNLOADED),
     conda:
         "../../envs/xinc.yaml"
+    threads: 1
     resources:
+        mem_mb=500,
+        runtime=600,
         net=1,
     params:
         # what determines the file; credentials, archive_dir and retries are read by the job
@@ -34,10 +39,16 @@ rule extract_archive:
         "data/raw/{archive}/.extracted",
     log:
         "logs/data/extract_archive/{archive}.log",
+    benchmark:
+        "benchmarks/data/extract_archive/{archive}.tsv"
     wildcard_constraints:
         archive="|".join(re.escape(a) for a in EXTRACTED),
     conda:
         "../../envs/xinc.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=120,
     script:
         "../scripts/extract_archive.py"
 
@@ -50,8 +61,14 @@ rule select_videos:
         categories="data/prepared/{ds}/{variant}/categories.csv",
     log:
         "logs/data/select_videos/{ds}/{variant}.log",
+    benchmark:
+        "benchmarks/data/select_videos/{ds}/{variant}.tsv"
     conda:
         "../../envs/xinc.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
     params:
         settings=selection_settings,
     script:
@@ -66,9 +83,14 @@ rule fetch_sequence_frames:
         "data/raw/leftImg8bit_sequence/.complete",
     log:
         "logs/data/fetch_sequence_frames.log",
+    benchmark:
+        "benchmarks/data/fetch_sequence_frames.tsv"
     conda:
         "../../envs/xinc.yaml"
+    threads: 1
     resources:
+        mem_mb=1000,
+        runtime=240,
         net=1,
     params:
         mode=config["datasets"]["cityscapes_vps"]["sequence_fetch"],
@@ -86,8 +108,14 @@ rule official_prep_cityscapes_vps:
         directory(f"{XINC_LAYOUT['cityscapes_vps']}/{{vid}}"),
     log:
         "logs/data/official_prep_cityscapes_vps/{vid}.log",
+    benchmark:
+        "benchmarks/data/official_prep_cityscapes_vps/{vid}.tsv"
     conda:
         "../../envs/xinc.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=60,
     script:
         "../scripts/official_prep.py"
 
@@ -101,8 +129,14 @@ rule official_prep_vipseg:
         directory(f"{XINC_LAYOUT['vipseg']}/{{vid}}"),
     log:
         f"logs/data/official_prep_vipseg/{XINC_LAYOUT['vipseg'][5:]}/{{vid}}.log",
+    benchmark:
+        f"benchmarks/data/official_prep_vipseg/{XINC_LAYOUT['vipseg'][5:]}/{{vid}}.tsv"
     conda:
         "../../envs/xinc.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=60,
     params:
         target_height=config["datasets"]["vipseg"]["target_height"],
         emulate_720p_jpeg=config["datasets"]["vipseg"]["emulate_720p_jpeg"],
@@ -116,8 +150,14 @@ rule synth_dataset:
         truth=f"{SYNTH}/{{ds}}.truth.npz",
     log:
         f"logs/data/synth_dataset/{SYNTH_TAG}/{{ds}}.log",
+    benchmark:
+        f"benchmarks/data/synth_dataset/{SYNTH_TAG}/{{ds}}.tsv"
     conda:
         "../../envs/xinc.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
     params:
         seed=config["synthetic"]["seed"],
         scale=config["synthetic"]["scale"],
@@ -135,8 +175,14 @@ rule prepare_custom_video:
         meta="data/prepared/custom/{variant}/{vid}/meta.json",
     log:
         "logs/data/prepare_custom_video/{variant}/{vid}.log",
+    benchmark:
+        "benchmarks/data/prepare_custom_video/{variant}/{vid}.tsv"
     conda:
         "../../envs/xinc.yaml"
+    threads: 1
+    resources:
+        mem_mb=8000,
+        runtime=30,
     params:
         entry=lambda w: config["datasets"]["custom"]["files"][w.vid],
         crop=config["datasets"]["custom"]["crop"],
@@ -155,10 +201,16 @@ rule prepare_video:
         meta="data/prepared/{ds}/{variant}/{vid}/meta.json",
     log:
         "logs/data/prepare_video/{ds}/{variant}/{vid}.log",
+    benchmark:
+        "benchmarks/data/prepare_video/{ds}/{variant}/{vid}.tsv"
     wildcard_constraints:
         ds="cityscapes_vps|vipseg",
     conda:
         "../../envs/xinc.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
     params:
         crop=dataset_crop,
     script:
@@ -179,8 +231,14 @@ rule working_res:
         meta=f"data/work/{{ds}}/{{variant}}/{{vid}}/{WORK}/meta.json",
     log:
         f"logs/data/working_res/{{ds}}/{{variant}}/{{vid}}/{WORK}.log",
+    benchmark:
+        f"benchmarks/data/working_res/{{ds}}/{{variant}}/{{vid}}/{WORK}.tsv"
     conda:
         "../../envs/xinc.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=20,
     params:
         size=config["working_size"],
     script:

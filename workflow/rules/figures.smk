@@ -14,9 +14,15 @@ for _name in SELECTIONS:
             **figure_outputs(_name),
         log:
             f"{LOGS}/figures/{_name}.log",
+        benchmark:
+            f"{BENCHMARKS}/figures/{_name}.tsv"
         localrule: True
         conda:
             "../../envs/xinc.yaml"
+        threads: 1
+        resources:
+            mem_mb=2000,
+            runtime=10,
         params:
             **figure_params(_name),
         script:

@@ -17,9 +17,15 @@ rule table_s1:
         ),
     log:
         f"{LOGS}/tables/table_s1.log",
+    benchmark:
+        f"{BENCHMARKS}/tables/table_s1.tsv"
     localrule: True
     conda:
         "../../envs/xinc.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
     script:
         "../scripts/table_s1.py"
 
@@ -49,9 +55,15 @@ rule findings:
         ),
     log:
         f"{LOGS}/tables/findings.log",
+    benchmark:
+        f"{BENCHMARKS}/tables/findings.tsv"
     localrule: True
     conda:
         "../../envs/xinc.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
     params:
         labels={
             "panels": FINDINGS_KEY,

@@ -15,8 +15,15 @@ if config["pretrained"]["nerv"]:
             metrics=f"{RESULTS}/models/nerv/{{ds}}/{{vid}}/s{{seed}}/metrics.json",
         log:
             f"{LOGS}/train/nerv/{{ds}}/{{vid}}/s{{seed}}.log",
+        benchmark:
+            f"{BENCHMARKS}/train/nerv/{{ds}}/{{vid}}/s{{seed}}.tsv"
         conda:
             "../../envs/xinc.yaml"
+        threads: 1
+        resources:
+            **GPU,
+            mem_mb=4000,
+            runtime=20,
         params:
             model=config["models"]["nerv"],
         script:
@@ -39,6 +46,7 @@ else:
             "../../envs/xinc.yaml"
         threads: 1
         resources:
+            **GPU,
             mem_mb=4000,
             runtime=240,
         params:
@@ -60,8 +68,15 @@ if config["pretrained"]["ffn"]:
             metrics=f"{RESULTS}/models/ffn/{{ds}}/{{vid}}/f{{f}}/s{{seed}}/metrics.json",
         log:
             f"{LOGS}/train/ffn/{{ds}}/{{vid}}/f{{f}}/s{{seed}}.log",
+        benchmark:
+            f"{BENCHMARKS}/train/ffn/{{ds}}/{{vid}}/f{{f}}/s{{seed}}.tsv"
         conda:
             "../../envs/xinc.yaml"
+        threads: 1
+        resources:
+            **GPU,
+            mem_mb=2000,
+            runtime=20,
         params:
             model=config["models"]["ffn"],
         script:
@@ -91,6 +106,7 @@ else:
                     "../../envs/xinc.yaml"
                 threads: 1
                 resources:
+                    **GPU,
                     mem_mb=2000,
                     runtime=120,
                 params:

@@ -1,19 +1,26 @@
-"""Rules canvas_nerv / canvas_ffn: every layer's maps of one model at one frame, streamed
-into per-frame statistics (the canvas itself is never written)."""
+"""Rules canvas_nerv / canvas_ffn (every analysed frame of one model, or of a video's FFNs) and
+canvas_<arch>_untrained (one frame): every layer's maps, streamed into per-frame statistics (the
+canvas itself is never written)."""
 
 import torch
 from _rule import start
 
 start(snakemake)
 
-from xinc.tasks import canvas_stats
+from xinc.tasks import canvas_model_stats
+
+
+def listed(files):
+    """A named input of one file or several, as a list."""
+    return [files] if isinstance(files, str) else list(files)
+
 
 torch.set_num_threads(snakemake.threads)
-canvas_stats(
-    snakemake.input.ckpt,
-    snakemake.input.groups,
+canvas_model_stats(
+    listed(snakemake.input.ckpt),
+    listed(snakemake.input.groups),
     snakemake.input.meta,
-    int(snakemake.wildcards.f),
+    snakemake.params.frames,
     snakemake.output.stats,
     snakemake.params.layers,
     canvas={**snakemake.params.canvas, "chunk": snakemake.config["canvas"]["chunk"]},

@@ -17,4 +17,5 @@ make_pixel_groups(
     grid=stats["grid"],
     seed=stats["seed"],
     gabor_mode=stats["gabor"],
+    threads=snakemake.threads,
 )

@@ -3,9 +3,9 @@
 For one paper-size NeRV frame (`build_model("nerv", {})`, 128×256, untrained) and one FFN frame
 (`build_model("ffn", {})` on a 128×256 grid), per layer:
 - `naive`: a faithful straightforward implementation of the authors' algorithm
-  (performance.md §4): one `nn.Conv2d(1, K)` per input channel, dense [C_in, K, h, w] pieces,
-  PixelShuffle by nearest upsampling + phase masks at full resolution, GELU and dense 3×3 box
-  filters at every resolution after `F.interpolate`; FFN: the (F, O, P) tensor of per-input
+  (docs/spec/performance.md §4): one `nn.Conv2d(1, K)` per input channel, dense [C_in, K, h, w]
+  pieces, PixelShuffle by nearest upsampling + phase masks at full resolution, GELU and dense 3×3
+  box filters at every resolution after `F.interpolate`; FFN: the (F, O, P) tensor of per-input
   outer products, summed over O afterwards. NeRV block 1 (≈ 12 GiB) runs only when listed in
   `naive_layers` (default: all; it needs about 8–12 GiB).
 - `dense`: xinc's `nerv_canvas` / `ffn_canvas` maps of the layer (one fresh dense tensor: the
@@ -17,7 +17,7 @@ For one paper-size NeRV frame (`build_model("nerv", {})`, 128×256, untrained) a
 - `exact`: the `exact` mode's dense maps (rescale rule / gated paths), fresh tensor.
 - `job` (layer `all`): every layer's statistics in one process, as a workflow canvas job
   (its peak RSS is that of the job).
-- `stats`: `canvas_frame_stats` of the layer (all formats.md §6 keys, three streamed passes,
+- `stats`: `canvas_frame_stats` of the layer (all docs/formats.md §6 keys, three streamed passes,
   synthetic label maps: instances 8, rgb 32, gabor 32, 8×8 grids).
 
 `device` (`cpu` by default, `cuda`, `auto`) is where every case runs, baseline included; on

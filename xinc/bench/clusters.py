@@ -26,10 +26,10 @@ import numpy as np
 
 from xinc.bench import CLUSTER_LAYERS
 
-#: Neurons per seed of the paper models (models.md §4.2–4.3).
+#: Neurons per seed of the paper models (docs/method.md §1.4).
 PAPER_NEURONS = {"head": 66, "b3": 2288, "b2": 3224, "b1": 18352, "l1": 208, "l2": 104,
                  "l3": 104}
-#: The paper's n_neighbors per layer (analyses.md §0.7).
+#: The paper's n_neighbors per layer (docs/method.md §9.2).
 PAPER_NEIGHBOURS = {"head": 5, "b3": 25, "b2": 75, "b1": 150, "l1": 5, "l2": 5, "l3": 5}
 
 

@@ -1,6 +1,6 @@
 """Training-speed benchmark (`xinc bench train --arch nerv|ffn`).
 
-- **nerv**: seconds per epoch of `train_nerv` (the paper model, models.md defaults) on a seeded
+- **nerv**: seconds per epoch of `train_nerv` (the paper model, docs/method.md §1.4) on a seeded
   random 30-frame video, against a plain textbook PyTorch loop of the same model and recipe
   (Adam, batch 2, warm-up + cosine lr, MSE, one evaluation and a saved state dict at the end,
   PyTorch's default numerics). Each variant trains `epochs` epochs per repeat, end to end.
@@ -126,7 +126,7 @@ def run(
 
 
 def nerv_settings(height: int, width: int) -> dict[str, Any]:
-    """The paper NeRV (models.md defaults) rendering `height`×`width`."""
+    """The paper NeRV (docs/method.md §1.4) rendering `height`×`width`."""
     if (height, width) == PAPER_SIZE:
         return {}
     scale = math.prod(model_config("nerv", {}).strides)

@@ -3,14 +3,14 @@
 `iter_canvas` streams the maps of one layer in chunks of neurons, so no caller needs a whole
 layer in memory (NeRV block 1 at 128×256 is 2.4 GB); `ffn_canvas` and `nerv_canvas` write the
 same chunks straight into dense tensors (`fill_ffn`, `fill_nerv`). Modes: `reference` = the
-authors' definitions (models.md §4.2–4.3), `exact` (below). Another mode is added by
+authors' definitions (docs/method.md §3), `exact` (below). Another mode is added by
 registering a map function in `ffn.MODES` / `nerv.MODES`.
 
 Switches (`iter_canvas`, `nerv_canvas`, `ffn_canvas`, `n_neurons`): `bias="split"` (default, the
 authors' β/C_in share in every kernel) or `"separate"` (no share, one bias pseudo-neuron per
 conv output channel appended after the kernels); `neuron="kernel"` (default, id i·K + k) or
-`"channel"` (id i = sum of input channel i's kernel maps). Mode `exact` (models.md §4.6 items
-4–5, NeRV rescale rule / FFN gated path rule) sums to the head pre-activation h / the FFN output
+`"channel"` (id i = sum of input channel i's kernel maps). Mode `exact` (docs/method.md §4,
+NeRV rescale rule / FFN gated path rule) sums to the head pre-activation h / the FFN output
 y with `nerv.exact_bias_terms` / `ffn.exact_bias_terms`.
 
 Maps are computed without gradients, in the model's dtype and on the model's device; every

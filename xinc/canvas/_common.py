@@ -55,7 +55,7 @@ def fill_chunks(out: torch.Tensor, shape: tuple[int, ...], chunk: int,
 
 
 def rescale_gain(act: torch.nn.Module, z: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
-    """Fixed gain g(z) = act(z)/z of the rescale rule (models.md §4.6 items 4–5), so act(z) = g·z.
+    """Fixed gain g(z) = act(z)/z of the rescale rule (docs/method.md §4.1), so act(z) = g·z.
 
     GELU: GELU(z)/z, 0.5 (its limit) where |z| < eps; ReLU: 1[z > 0]; Identity: 1.
     """

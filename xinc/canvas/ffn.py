@@ -1,10 +1,11 @@
-"""FFN contribution maps (models.md §4.2): the neurons of layer l are the inputs of linear layer l.
+"""FFN contribution maps (docs/method.md §3.2): the neurons of layer l are the inputs of
+linear layer l.
 
 Reference mode (the authors' `get_mlp_mappings`): C_l[i, o, p] = u_i(p)·W[o, i] + β_o / n_l, and
   hidden layers: M_l[i, p] = ReLU(Σ_o C_l[i, o, p]);  last layer: M_L[i, p] = Σ_c C_L[i, c, p].
 Σ_o C_l[i, o, p] = u_i(p)·Σ_o W[o, i] + Σ_o β_o / n_l, so the [i, o, p] tensor is never built.
 
-Exact mode (`exact_maps`, gated path rule of models.md §4.6 item 5): see the section below.
+Exact mode (`exact_maps`, gated path rule of docs/method.md §4.3): see the section below.
 
 Switches (as NeRV's): `bias="split"` (β_o / n_l in every neuron, the authors' choice) or
 `"separate"` (no share; one bias pseudo-neuron per output unit o of linear l, ids n_l + o, whose
@@ -103,7 +104,7 @@ def reference_maps(model: FFN, u: torch.Tensor, layer: str, ids: torch.Tensor,
 
 # --------------------------------------------------------------------------- exact mode
 #
-# Gated path rule (models.md §4.6 item 5). With the real forward pass's ReLU gates
+# Gated path rule (docs/method.md §4.3). With the real forward pass's ReLU gates
 # D_m(p) = diag(1[z_m(p) > 0]) the output is linear in the input u of linear layer l:
 #   R[j, c, p] = u_j(p) · [W_L D_{L-1}(p) W_{L-1} … D_l(p) W_l]_{c, j},
 # and Σ_j R[j, c, p] + bias_paths[c, p] = y_c(p). The layer's own bias β_o reaches the output

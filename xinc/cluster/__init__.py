@@ -1,4 +1,4 @@
-"""Neuron types across seeds and architectures (analyses.md §0.6–0.7, Figs 10, 12–14).
+"""Neuron types across seeds and architectures (docs/method.md §9, Figs 10, 12–14).
 
 `points` reads the per-neuron feature vectors of the statistics files (dead neurons dropped),
 `embed` runs UMAP and k-means on them, `trust` measures how far the clusters can be trusted

@@ -1,6 +1,6 @@
 """One layer's clusters (rule `cluster_layer`): UMAP, k-means, trust measures, one file.
 
-Steps (analyses.md §0.7): the alive neurons' feature vectors of every seed are pooled; UMAP
+Steps (docs/method.md §9.2): the alive neurons' feature vectors of every seed are pooled; UMAP
 embeds them in 2-D; k-means on the embedding gives the clusters. For trust: k-means on the raw
 vectors (silhouette, ARI against the embedding's clusters), `stability` further UMAP runs with
 random states umap_seed + 1, … (ARI of each run's clusters against the main one), and, when

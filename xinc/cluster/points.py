@@ -2,7 +2,7 @@
 
 A statistics file (docs/formats.md §6) stores, per neuron, `features_gabor` / `features_rgb`
 (min-max |C| averaged over the K pixel clusters) and `features_spatial16` (16×16 average
-pools), and `alive` (Σ_p |C| > 0). Dead neurons are dropped (analyses.md §0.6 step 1).
+pools), and `alive` (Σ_p |C| > 0). Dead neurons are dropped (docs/method.md §9.1).
 """
 
 from __future__ import annotations

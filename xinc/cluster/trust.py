@@ -1,4 +1,4 @@
-"""How far the clusters can be trusted (beyond the paper; analyses.md §4 item 3).
+"""How far the clusters can be trusted (beyond the paper; docs/method.md §9.4).
 
 Seed mixing: for a cluster, w_s = (its points of group s) / (points of group s in the layer),
 p_s = w_s / Σ w, and the normalised entropy H = −Σ p_s log p_s / log S over the S groups

@@ -1,4 +1,4 @@
-"""The official raw archives of a synthetic dataset (datasets.md §1, §4), under their real names
+"""The official raw archives of a synthetic dataset (docs/formats.md §1b), under their real names
 and inner layouts, with deterministic bytes (fixed member order, times and owners).
 
 `write_official_archives(dataset, prepared_root, out_dir)` reads a tree written by

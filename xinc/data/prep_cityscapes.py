@@ -1,5 +1,5 @@
-"""Our own reimplementation of the official Cityscapes-VPS preparation (datasets.md §1.1, §3:
-fetch_city_images, merge_datasets, create_panoptic_labels, create_panoptic_video_labels),
+"""Our own reimplementation of the official Cityscapes-VPS preparation (docs/spec/datasets.md §1.1,
+§3: fetch_city_images, merge_datasets, create_panoptic_labels, create_panoptic_video_labels),
 restricted to chosen videos. It writes the layout `xinc.data.cityscapes_vps` reads:
 `val/img_all/`, `val/panoptic_inst/`, `val/panoptic_video/`, `panoptic_gt_val_city_vps.json`
 and the VPS JSONs. Files are located by name anywhere below the given roots.

@@ -1,5 +1,5 @@
-"""Our reimplementation of the official VIPSeg preparation (datasets.md §1.2, §3) for chosen
-videos: change2_720p (frames without a mask skipped; frame RGB, PIL BILINEAR to the target
+"""Our reimplementation of the official VIPSeg preparation (docs/spec/datasets.md §1.2, §3) for
+chosen videos: change2_720p (frames without a mask skipped; frame RGB, PIL BILINEAR to the target
 height, re-saved as JPEG at PIL's default quality 75; mask NEAREST) plus copying
 panoVIPSeg_categories.json and the split lists. It writes the `VIPSeg_720P` layout
 `xinc.data.vipseg` reads. With `emulate_720p_jpeg=False` frames are saved as lossless PNG.

@@ -10,8 +10,9 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from xinc.checks import check_masks
 from xinc.data.common import segments_table
-from xinc.intermediate import read_json, read_npy
+from xinc.intermediate import read_json, read_npy, reading
 from xinc.io import save_npy, write_json, write_text
 
 
@@ -89,11 +90,15 @@ def working_resolution(
     prepared_dir: str | Path, out_dir: str | Path, height: int, width: int
 ) -> None:
     """Write `data/work/{ds}/<variant>/{vid}/{H}x{W}/` (docs/formats.md §3) from a prepared
-    video."""
+    video; masks that do not fit its frames or categories (`xinc.checks.check_masks`) raise
+    `IntermediateFileError` naming panoptic.npy."""
     prepared_dir, out_dir = Path(prepared_dir), Path(out_dir)
     meta = read_json(prepared_dir / "meta.json")
     frames = read_npy(prepared_dir / "frames.npy")
-    panoptic = resize_nearest(read_npy(prepared_dir / "panoptic.npy"), (height, width))
+    masks = read_npy(prepared_dir / "panoptic.npy")
+    with reading(prepared_dir / "panoptic.npy"):
+        check_masks(masks, frames.shape, meta["annotated_t"], meta["categories"])
+    panoptic = resize_nearest(masks, (height, width))
     save_npy(out_dir / "frames_bicubic.npy", resize_bicubic(frames, (height, width)))
     save_npy(out_dir / "frames_pil.npy", resize_pil(frames, (height, width)))
     save_npy(out_dir / "panoptic.npy", panoptic.astype(np.int32))

@@ -1,4 +1,4 @@
-"""The synthetic video scene (datasets.md §4), labelled in the common panoptic encoding.
+"""The synthetic video scene (docs/spec/datasets.md §4), labelled in the common panoptic encoding.
 
 Stuff is horizontal bands with irregular boundaries in a world one pixel wider per frame than
 the view, which pans 1 px/frame. Things are textured sprites with constant velocity and slight

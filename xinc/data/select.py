@@ -1,4 +1,4 @@
-"""Which videos the workflow analyses (the `select_videos` checkpoint, datasets.md §3).
+"""Which videos the workflow analyses (the `select_videos` checkpoint, docs/spec/datasets.md §3).
 
 Candidates come from the extracted official files (`cityscapes_candidates`,
 `vipseg_candidates`); `select_videos` applies the filters (train/val with masks, frame count,

@@ -1,4 +1,4 @@
-"""Where each official archive comes from, and how to obtain it (datasets.md §1, §3).
+"""Where each official archive comes from, and how to obtain it (docs/spec/datasets.md §1, §3).
 
 `ARCHIVES` is the table of sources; `resolve_source` applies the config overrides;
 `obtain_archive` downloads one archive by its kind of access (Dropbox share, Cityscapes login,

@@ -1,8 +1,9 @@
 """Embedded synthetic datasets, written in the prepared official layouts the authors' code reads.
 
 `generate("cityscapes_vps" | "vipseg", out_dir, truth_path, seed=, scale="tiny" | "small")`
-writes the dataset tree (datasets.md §1.1 "what XINC reads" / §1.2 `VIPSeg_720P`) and the ground
-truth (docs/formats.md §1) outside it. CLI: `python -m xinc.data.synth DATASET OUT --truth T`.
+writes the dataset tree (docs/spec/datasets.md §1.1 "what XINC reads" / §1.2 `VIPSeg_720P`) and
+the ground truth (docs/formats.md §1) outside it. CLI: `python -m xinc.data.synth DATASET OUT
+--truth T`.
 """
 
 from __future__ import annotations

@@ -17,7 +17,8 @@ import numpy as np
 from xinc.data.common import VideoSource, category_lut, layout_error, read_json, remap
 
 DATASET = "vipseg"
-FPS: float | None = None  # VIPSeg documents no frame rate (datasets.md §1.2 only infers ≈ 5 fps)
+# VIPSeg documents no frame rate (docs/spec/datasets.md §1.2 only infers ≈ 5 fps)
+FPS: float | None = None
 SPLITS = ("train", "val", "test")
 CATEGORIES_JSON = "panoVIPSeg_categories.json"
 STUFF_LIMIT = 125

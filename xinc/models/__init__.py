@@ -8,7 +8,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from xinc.intermediate import first_line
+from xinc.checks import check_finite_weights
+from xinc.intermediate import first_line, reading
 from xinc.models.authors import model_from_payload, read_checkpoint, to_authors_state_dict
 from xinc.models.ffn import FFN, FFNConfig, ffn_coords
 from xinc.models.nerv import NeRV, NeRVConfig
@@ -117,9 +118,12 @@ def import_checkpoint(src: str | Path, dst: str | Path, *, arch: str | None = No
     """Load any supported checkpoint `src` and write it to `dst` in xinc's format.
 
     `meta` entries (e.g. `frames`, `height`, `width`, `seed`, `frame`, which the canvas reads)
-    are merged over the loaded model's own `.meta`. Returns the loaded model.
+    are merged over the loaded model's own `.meta`. Returns the loaded model. Weights that hold
+    NaN or infinity are not imported (`IntermediateFileError` naming `src`).
     """
     model = load_checkpoint(src, arch=arch, fc_hw=fc_hw, settings=settings, strict=strict)
+    with reading(src):
+        check_finite_weights(model)
     if arch is not None and arch != ("nerv" if isinstance(model, NeRV) else "ffn"):
         raise ValueError(f"{src}: holds a {type(model).__name__}, not the requested {arch!r}")
     model.meta = {**getattr(model, "meta", {}), **(meta or {})}

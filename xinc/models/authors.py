@@ -1,4 +1,4 @@
-"""Import checkpoints written by the authors' code (models.md §0–§3, fixtures README).
+"""Import checkpoints written by the authors' code (docs/method.md §1, tests/fixtures/README.md).
 
 Two kinds of files are read:
 

@@ -1,4 +1,4 @@
-"""FFN: Fourier-feature MLP fitted to one frame (models.md §3)."""
+"""FFN: Fourier-feature MLP fitted to one frame (docs/method.md §1.3)."""
 
 from __future__ import annotations
 

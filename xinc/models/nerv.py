@@ -1,6 +1,6 @@
 """NeRV (HNeRV in "NeRV mode"): frame-index positional encoding, stem, PixelShuffle blocks, head.
 
-Architecture and width rule as the authors' `train_nerv_all.py` (models.md §1).
+Architecture and width rule as the authors' `train_nerv_all.py` (docs/method.md §1.1).
 """
 
 from __future__ import annotations

@@ -28,7 +28,7 @@ __all__ = ["FRAME_KEY", "Frames", "StatsInput", "as_inputs", "by_key", "frame_gr
            "grey_frame", "groups_in_order", "map_correlations", "pair_inputs", "read_frame",
            "read_stats"]
 
-#: (dataset, video) → the video's working-resolution `frames_pil.npy` (formats.md §3).
+#: (dataset, video) → the video's working-resolution `frames_pil.npy` (docs/formats.md §3).
 Frames = Mapping[tuple[str, str], str | Path]
 #: Columns naming one frame of one model: a row of the map figures.
 FRAME_KEY = ["dataset", "video", "seed", "frame"]

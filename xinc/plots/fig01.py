@@ -1,4 +1,4 @@
-"""Fig 1 (teaser): "the implicit neural canvas" (analyses.md §1 Fig 1, layout [inferred]).
+"""Fig 1 (teaser): "the implicit neural canvas" (docs/method.md §10 Fig 1, layout [inferred]).
 
 For one frame of one model pair (inputs: one video's key frame, one seed, several layers of FFN
 and NeRV): the ground-truth frame, and next to it one row per layer with the first `neurons`

@@ -1,4 +1,4 @@
-"""Fig 3 (main) / Fig 11 (supp): contribution maps of sample neurons (analyses.md §1, Fig 3).
+"""Fig 3 (main) / Fig 11 (supp): contribution maps of sample neurons (docs/method.md §10, Fig 3).
 
 One row per input (one layer of one frame of one model): the first `max_neurons` of the stored
 seeded sample (`sample_ids`, `sample_maps`), each drawn as |C| min-max normalised per neuron with

@@ -1,9 +1,9 @@
 """Fig 4 (main) / Fig 16 (supp): variance of neuron contribution deltas per pixel grouping.
 
-analyses.md §0.6 "Group deltas" and §1 Fig 4. For each layer and grouping g, v_n is the unbiased
+docs/method.md §8.3 "Group deltas" and §10 Fig 4. For each layer and grouping g, v_n is the unbiased
 variance over groups of δ_{n,g} = |S − E| / E with E = T·A/(H·W), computed by
 `xinc.stats.grouping_variance` from the stored `total`, `group_sums_<g>` and `areas_<g>`.
-Switches (defaults = corrected; the authors' choices in brackets, analyses.md B4, B5, B9):
+Switches (defaults = corrected; the authors' choices in brackets, docs/method.md §6.3 B4, B5, B9):
 
 - `grid`: 'contiguous' sh×sw blocks ['lattice': interleaved row/column remainders] or 'both'
   (lattice solid, contiguous dashed);

@@ -1,5 +1,5 @@
-"""Fig 5: where the total contribution goes, against intensity and edges (analyses.md §1 Fig 5
-and the Errata "Fig 5").
+"""Fig 5: where the total contribution goes, against intensity and edges (docs/method.md §10
+Fig 5).
 
 Per (dataset, video, seed, frame) and layer, from the stored `heat` = Σ_n |C_n(p)| and the
 frame (working-resolution `frames_pil.npy`, uint8):

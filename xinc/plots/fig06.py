@@ -1,6 +1,6 @@
 """Fig 6 (main) / Fig 15 (supp): pixels per neuron, "representation is distributed".
 
-analyses.md §0.6 "Pixels per neuron" and §1 Fig 6. count_n = #{p : |C_n(p)| / Σ_m |C_m(p)| >
+docs/method.md §8.4 "Pixels per neuron" and §10 Fig 6. count_n = #{p : |C_n(p)| / Σ_m |C_m(p)| >
 1/N_layer} is stored per layer as `pixels_per_neuron`. One panel per (dataset, video, arch, seed,
 frame); in it one line per layer of the sorted counts (ascending) against neuron rank.
 

@@ -1,5 +1,5 @@
-"""Fig 7 (main) / Fig 17 (supp): neurons per pixel at two thresholds (analyses.md §0.6 and
-§1 Fig 7; the authors never draw these maps, B11).
+"""Fig 7 (main) / Fig 17 (supp): neurons per pixel at two thresholds (docs/method.md §8.5 and
+§10 Fig 7; the authors never draw these maps, B11).
 
 frac_a(p) = #{n : |C_n(p)| > τ_a} / N_layer is stored per layer as `neurons_per_pixel_10` and
 `neurons_per_pixel_50` with τ_a (`tau_10`, `tau_50`) the value above which the largest |C| carry

@@ -1,6 +1,6 @@
 """Fig 8 (main) / Fig 19 (supp): contributions to objects, things and stuff, and over time.
 
-analyses.md §0.6 "Instance mean", §1 Fig 8, Errata (Figs 8/19), B9, B13, B14, B15, B20. Segments
+docs/method.md §8.6 "Instance mean", §10 Fig 8, B9, B13, B14, B15, B20. Segments
 are the instance grouping of the statistics (`group_sums_instances`, `areas_instances`,
 `instances_ids`), "other" as `other` says (`xinc.stats.instance_view`: 'complement' = the void
 pixels, 'union' = the authors' union of all masks), named by the video's instance table

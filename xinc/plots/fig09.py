@@ -1,8 +1,8 @@
 """Fig 9 (main): contribution change between consecutive frames vs optical flow.
 
-analyses.md §1 Fig 9, §0.6 "Contribution change", B24. Per NeRV pair (raw frames t − 1, t) and
-layer, Δ_t(p) = Σ_n | |C_{n,t}(p)| − |C_{n,t−1}(p)| | (pair npz, formats.md §6b) is compared with
-the magnitude of the optical flow from t − 1 to t (`xinc.flow`, pixels per frame) and, as a
+docs/method.md §10 Fig 9, §8.7 "Contribution change", B24. Per NeRV pair (raw frames t − 1, t) and
+layer, Δ_t(p) = Σ_n | |C_{n,t}(p)| − |C_{n,t−1}(p)| | (pair npz, docs/formats.md §6b) is compared
+with the magnitude of the optical flow from t − 1 to t (`xinc.flow`, pixels per frame) and, as a
 control, with the frame difference |I_t − I_{t−1}| of the grey frames (luma 0.299 R + 0.587 G +
 0.114 B of the working-resolution uint8 frames, `frames_pil.npy`, in float64: the weights OpenCV's
 RGB→grey conversion uses for the flow, without its rounding).

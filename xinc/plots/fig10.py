@@ -1,6 +1,6 @@
 """Fig 10 (main) / Fig 14 (supp): neuron clusters across seeds, one UMAP per layer.
 
-analyses.md §0.7 and §1 Fig 10. Each cluster file (`xinc.cluster.layer`, rule `cluster_layer`)
+docs/method.md §9 and §10 Fig 10. Each cluster file (`xinc.cluster.layer`, rule `cluster_layer`)
 holds one layer's alive neurons of every seed embedded by UMAP (`xy`) and clustered by k-means
 on the embedding (`labels`, 0 = the largest cluster). One figure row per (dataset, video,
 frame), one column per (arch, layer), both in order of first appearance; a joint file (meta arch

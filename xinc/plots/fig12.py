@@ -1,6 +1,6 @@
 """Figs 12 and 13 (supp): contribution maps of sampled neurons per cluster.
 
-analyses.md §0.7 and §1 Figs 12/13. Each members file (`xinc.cluster.members`, docs/formats.md
+docs/method.md §9 and §10 Figs 12/13. Each members file (`xinc.cluster.members`, docs/formats.md
 §9) holds, for one layer, the neurons drawn from clusters 0 … shown − 1 of its cluster file and
 their signed contribution maps C. One block per (dataset, video, frame), in order of first
 appearance: a top row of the video's `shown_frames` (the analysed frame with a red border;

@@ -1,4 +1,4 @@
-"""Fig 18 (supp): distribution of neuron contributions (analyses.md §1 Fig 18 and the Errata;
+"""Fig 18 (supp): distribution of neuron contributions (docs/method.md §10 Fig 18;
 the authors have no plotting code, so the drawing is our choice).
 
 Per layer, all N·P values |C_n(p)| pooled: the stored quantile curve `value_curve` (ascending

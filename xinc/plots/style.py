@@ -24,7 +24,7 @@ from xinc.io import save_table as save_table  # the figures' CSV writer
 
 CMAP = "magma"
 
-#: Curve colours of the pixel groupings (analyses.md Fig 4: instances red, gridcells green,
+#: Curve colours of the pixel groupings (docs/method.md §10 Fig 4: instances red, gridcells green,
 #: RGB blue, Gabor magenta).
 GROUPING_COLORS = {
     "instances": "#d62728",

@@ -1,4 +1,4 @@
-"""Pixel groupings and per-frame statistics of contribution maps (analyses.md §0.5–0.6).
+"""Pixel groupings and per-frame statistics of contribution maps (docs/method.md §8).
 
 Names are imported from their submodule on first use (PEP 562), so that code reading
 statistics (figures, tables) does not import torch, which only computing them needs.

@@ -1,4 +1,4 @@
-"""Per-frame, per-layer statistics of |C| computed from streamed maps (formats.md §6).
+"""Per-frame, per-layer statistics of |C| computed from streamed maps (docs/formats.md §6).
 
 The canvas of a layer is never held whole: `FrameStats` consumes the `(ids, maps)` chunks of
 `xinc.canvas.iter_canvas` in two or three passes (`frame_stats` calls the chunk factory two or
@@ -87,7 +87,7 @@ def label_maps(groups: Mapping[str, np.ndarray], height: int,
 
 
 class FrameStats:
-    """Three-pass accumulator of the formats.md §6 arrays of one layer of one frame."""
+    """Three-pass accumulator of the docs/formats.md §6 arrays of one layer of one frame."""
 
     def __init__(self, groups: Mapping[str, np.ndarray], n_neurons: int, height: int,
                  width: int, sample_ids: Sequence[int] | np.ndarray = (),
@@ -305,7 +305,7 @@ class FrameStats:
         return np.where(span[:, None] > 0, (mean - self.vmin[:, None]) / safe, 0.0)
 
     def result(self) -> dict[str, np.ndarray]:
-        """The formats.md §6 arrays (both passes must be complete)."""
+        """The docs/formats.md §6 arrays (both passes must be complete)."""
         if not (self._seen.all() and self._counted.all()
                 and (self._shortcut or self._pixeled.all())):
             raise RuntimeError("frame stats incomplete: every neuron must pass through passes "
@@ -395,7 +395,7 @@ def canvas_frame_stats(model: nn.Module, layer: str, groups: Mapping[str, np.nda
 
 def declared_nbytes(n_neurons: int, height: int, width: int, group_sizes: Mapping[str, int],
                     n_sample: int) -> dict[str, int]:
-    """Uncompressed bytes of every formats.md §6 array (except `meta_json`) for N neurons, an
+    """Uncompressed bytes of every docs/formats.md §6 array (except `meta_json`) for N neurons, an
     H×W frame, groupings {name: G} and k sampled maps: what a statistics file may hold."""
     n, pixels = n_neurons, height * width
     sizes = {"total": 8 * n, "pixels_per_neuron": 8 * n, "heat": 4 * pixels,

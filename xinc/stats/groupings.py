@@ -1,10 +1,10 @@
-"""Pixel groupings of one frame (analyses.md §0.5; formats.md §5).
+"""Pixel groupings of one frame (docs/method.md §8.2; docs/formats.md §5).
 
 Every grouping is an int32 label map [H, W] with the values 0 … G−1 (empty groups dropped):
 - `instances`: one group per panoptic segment present (things and stuff, in increasing panoptic
   id), then "other" = the void pixels (panoptic < 0), if any. `instances_ids` [G] holds the
   panoptic id of each group, −2 for "other". (The authors' "other" is the union of all masks,
-  analyses.md B9; here it is the uncovered region its comment describes.)
+  docs/method.md §6.3 B9; here it is the uncovered region its comment describes.)
 - `rgb`: k-means (K, n_init=1, random_state=seed) on the per-pixel float RGB in [0, 1].
 - `gabor`: k-means (K, sklearn's default n_init, random_state=seed) on per-pixel Gabor
   responses of the grey image (PIL "L"). `reference`: the authors' bank, which stops after the
@@ -107,7 +107,7 @@ def grid_groups(height: int, width: int, grid: tuple[int, int]) -> dict[str, np.
 
 def pixel_groups(frame: np.ndarray, panoptic: np.ndarray, *, k: int, grid: tuple[int, int],
                  seed: int, gabor_mode: str = "reference") -> dict[str, np.ndarray]:
-    """All groupings of one frame, ready for `xinc.io.save_npz` (formats.md §5).
+    """All groupings of one frame, ready for `xinc.io.save_npz` (docs/formats.md §5).
 
     `frame`: RGB [H, W, 3], uint8 or float in [0, 1]; `panoptic`: int [H, W], −1 = void.
     """

@@ -1,4 +1,4 @@
-"""Contribution change between consecutive frames (analyses.md §0.6, Fig 9).
+"""Contribution change between consecutive frames (docs/method.md §8.7, Fig 9).
 
 Δ_t(p) = Σ_n | |C_{n,t}(p)| − |C_{n,t−1}(p)| |, from two chunk streams of the same layer read in
 lockstep (same neuron ids per chunk, e.g. two `iter_canvas` calls with the same chunk size), so
@@ -75,7 +75,7 @@ def canvas_pair_change(model: nn.Module, layer: str, t_prev: float | torch.Tenso
 
 
 def write_pair_stats(path: str | Path, delta: np.ndarray, meta: Mapping[str, Any]) -> None:
-    """Write one layer's Δ_t (formats.md §6b): `delta` float32 [H, W] and `meta_json`."""
+    """Write one layer's Δ_t (docs/formats.md §6b): `delta` float32 [H, W] and `meta_json`."""
     save_npz(path, delta=np.asarray(delta, dtype=np.float32),
              meta_json=np.array(json.dumps(dict(meta), sort_keys=True)))
 

@@ -1,9 +1,9 @@
 """The "other" segment of the instance grouping, as stored or as the authors build it.
 
-The statistics store the instance grouping as a partition of the frame (formats.md §5–6): one
+The statistics store the instance grouping as a partition of the frame (docs/formats.md §5–6): one
 column per panoptic segment, then "other" = the void pixels (panoptic id −2), if any. The
-authors' "other" is instead the union of every annotated mask (analyses.md B9; the void pixels
-then belong to no group), which overlaps every segment. Its sums follow from the stored
+authors' "other" is instead the union of every annotated mask (docs/method.md §6.3 B9; the void
+pixels then belong to no group), which overlaps every segment. Its sums follow from the stored
 partition without the maps: S_other = Σ_s S_s and A_other = Σ_s A_s over the segments, so
 `stats.other_segment` is applied when the statistics are read, never when they are computed.
 """

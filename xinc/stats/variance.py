@@ -1,4 +1,4 @@
-"""Grouping statistic v_n of analyses.md §0.6 (Figs 4/16)."""
+"""Grouping statistic v_n of docs/method.md §8.3 (Figs 4/16)."""
 
 from __future__ import annotations
 
@@ -40,9 +40,9 @@ def grouping_variance(group_sums: np.ndarray, areas: np.ndarray, total: np.ndarr
 
 def stats_variances(stats: Mapping[str, np.ndarray], *,
                     signed_grids: bool = True) -> dict[str, np.ndarray]:
-    """v_n for every grouping in a frame-stats dict (formats.md §6), keyed by grouping name.
+    """v_n for every grouping in a frame-stats dict (docs/formats.md §6), keyed by grouping name.
 
-    Grid groupings use the signed δ unless `signed_grids` is False (analyses.md B5).
+    Grid groupings use the signed δ unless `signed_grids` is False (docs/method.md §6.3 B5).
     """
     names = [key.removeprefix("group_sums_") for key in stats if key.startswith("group_sums_")]
     return {g: grouping_variance(stats[f"group_sums_{g}"], stats[f"areas_{g}"], stats["total"],

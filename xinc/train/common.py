@@ -82,7 +82,8 @@ def write_outputs(
 def quantized_metrics(model: nn.Module, evaluate: Callable[[nn.Module], float], n_pixels: int,
                       frames: int | None = None) -> dict[str, float]:
     """PSNR at 8-bit weights (and 6-bit frame encodings for a NeRV of `frames` frames) and the
-    Huffman-coded size of those weights in bits per pixel and per parameter (models.md §2.4)."""
+    Huffman-coded size of those weights in bits per pixel and per parameter
+    (docs/method.md §2.4)."""
     cost = bits_per_pixel(model, n_pixels, frames=frames)
     return {
         "psnr_q8": evaluate(quantized_copy(model, 8, frames=frames)),

@@ -1,4 +1,4 @@
-"""Fit one Fourier-feature MLP to one frame (models.md §3.4)."""
+"""Fit one Fourier-feature MLP to one frame (docs/method.md §2.2)."""
 
 from __future__ import annotations
 

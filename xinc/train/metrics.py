@@ -1,4 +1,4 @@
-"""Image-quality metrics used while training (models.md §2.4 and §3.4)."""
+"""Image-quality metrics used while training (docs/method.md §2.3)."""
 
 from __future__ import annotations
 

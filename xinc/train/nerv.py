@@ -1,4 +1,4 @@
-"""Fit one NeRV to one video (models.md §2)."""
+"""Fit one NeRV to one video (docs/method.md §2.1)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Quantised evaluation and bits per pixel, as the authors' NeRV evaluation (models.md §2.4).
+"""Quantised evaluation and bits per pixel, as the authors' NeRV evaluation (docs/method.md §2.4).
 
 - Every weight tensor of the state dict is quantised to `bits` (8) with min/max affine
   quantisation, q = clamp(round((w − min)/scale), 0, 2^bits − 1), scale = (max − min)/(2^bits − 1),

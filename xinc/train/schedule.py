@@ -1,4 +1,5 @@
-"""Learning-rate schedule of the authors' NeRV training (`cosine_0.1_1_0.1`, models.md §2.2)."""
+"""Learning-rate schedule of the authors' NeRV training (`cosine_0.1_1_0.1`,
+docs/method.md §2.1)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,8 @@
-"""NeRV contribution maps (models.md §4.3): one neuron per conv kernel slice (input i, output k).
+"""NeRV contribution maps (docs/method.md §3.4): one neuron per conv kernel slice (input i,
+output k).
 
 `layers` holds the geometry and Steps A–B shared by every mode, `reference` the authors' maps
-(Steps C–D), `exact` the rescale rule (models.md §4.6 item 4) with `probe` (its fast path),
+(Steps C–D), `exact` the rescale rule (docs/method.md §4.2) with `probe` (its fast path),
 `iterate` the chunked iteration and the `bias` / `neuron` switches. A new mode is one map
 function registered in `MODES`.
 """

@@ -1,4 +1,4 @@
-"""NeRV exact maps: the rescale rule of models.md §4.6 item 4 (additive, complete).
+"""NeRV exact maps: the rescale rule of docs/method.md §4.2 (additive, complete).
 
 After the real forward pass every GELU becomes the fixed gain g(z) = GELU(z)/z at its actual
 pre-activation z, so everything from a layer's pre-activation to the head pre-activation h is

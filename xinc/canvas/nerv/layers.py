@@ -1,4 +1,4 @@
-"""NeRV layer geometry shared by every map mode (models.md §4.3).
+"""NeRV layer geometry shared by every map mode (docs/method.md §3.4).
 
 A neuron is one conv kernel slice (input channel i, output channel k, id i·K + k); its piece is
 Step A of the authors' algorithm, P[i, k] = x_i ⋆ W[k, i] + β_k / C_in, and Step B places it on
@@ -42,7 +42,7 @@ def n_neurons(model: NeRV, layer: str, bias: str = "split", neuron: str = "kerne
 def as_time(t: float | torch.Tensor, device: torch.device) -> torch.Tensor:
     """Frame time as the float64 tensor [1] the authors' data loader produces.
 
-    Pass a Python float or a float64 tensor: a float32 t is already rounded (models.md §1.1).
+    Pass a Python float or a float64 tensor: a float32 t is already rounded (docs/method.md §1.2).
     """
     return torch.as_tensor(t, dtype=torch.float64, device=device).reshape(1)
 

@@ -1,4 +1,4 @@
-"""NeRV reference maps: the authors' Steps A–D (models.md §4.3), computed on the small grids.
+"""NeRV reference maps: the authors' Steps A–D (docs/method.md §3.4), computed on the small grids.
 
 Block j's map of neuron (i, k) is Box_k(Place_r(GELU(P[i, k]))) followed by Box_k(GELU(Up_r(·)))
 for every later block, down to the image size. GELU runs before each expansion (it commutes

@@ -1,4 +1,4 @@
-"""The expansion stages of NeRV reference maps (models.md §4.3) and their 1-D filter taps.
+"""The expansion stages of NeRV reference maps (docs/method.md §3.4) and their 1-D filter taps.
 
 Block j's map goes through its own Box∘Place (its PixelShuffle phase), then every later
 block's GELU and Box∘Up, down to the image size. Each stage is separable into two r-periodic
