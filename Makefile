@@ -34,7 +34,8 @@ slurm-deps:
 	fi
 
 test: $(STAMP) lint slurm-deps
-	$(BIN)/python -m pytest -q
+	# one worker per core, each test file on one worker (module fixtures run once)
+	$(BIN)/python -m pytest -q -n auto --dist loadfile
 	# the torch/numpy fallback a node without a C compiler uses, held to the same tests
 	XINC_NATIVE=off $(BIN)/python -m pytest -q tests/test_canvas.py \
 		tests/test_stats.py tests/test_stats_more.py tests/test_stats_precision.py
