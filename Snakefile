@@ -23,6 +23,7 @@ if not PENDING:
     include: "workflow/rules/canvas.smk"
     include: "workflow/rules/analysis.smk"
     include: "workflow/rules/clusters.smk"
+    include: "workflow/rules/explorer.smk"
     include: "workflow/rules/figures.smk"
     include: "workflow/rules/tables.smk"
     include: "workflow/rules/run.smk"
@@ -31,4 +32,6 @@ if not PENDING:
 rule all:
     default_target: True
     input:
-        DATA_TARGETS if PENDING else [FIGURES, TABLES, STATS, CONFIG_RECORD],
+        DATA_TARGETS
+        if PENDING
+        else [FIGURES, TABLES, STATS, EXPLORER_PAGE, CONFIG_RECORD],

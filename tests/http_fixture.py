@@ -27,6 +27,16 @@ import pytest
 
 _HTML = {"Content-Type": "text/html; charset=utf-8"}
 
+#: Network settings of the downloaders against this server: no backoff, short timeouts, quiet.
+NET: dict[str, Any] = {"backoff": 0, "timeout": 5, "allow_hosts": ["127.0.0.1"],
+                       "progress": False}
+
+
+def payload(size: int) -> tuple[bytes, str, str]:
+    """`size` random bytes to serve, with their md5 and sha256 hex digests."""
+    data = secrets.token_bytes(size)
+    return data, hashlib.md5(data).hexdigest(), hashlib.sha256(data).hexdigest()
+
 
 @dataclass
 class Entry:

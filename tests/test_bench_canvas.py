@@ -10,6 +10,7 @@ from xinc.canvas import ffn_canvas, nerv_canvas
 from xinc.models import build_model
 
 
+@pytest.mark.slow  # naive canvas of a NeRV
 def test_naive_nerv_equals_canvas():
     torch.manual_seed(0)
     model = build_model("nerv", {"fc_dim": 5, "fc_hw": [2, 3]}).eval()

@@ -1,6 +1,10 @@
 """`xinc bench canvas-jobs`: per-frame processes and one per-model process give equal statistics."""
 
+import pytest
+
 from xinc.bench.canvas_jobs import format_report, run
+
+pytestmark = pytest.mark.slow  # starts Python, torch and a model three times
 
 
 def test_per_frame_and_per_model_jobs_write_equal_statistics():

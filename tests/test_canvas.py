@@ -21,8 +21,8 @@ from xinc.canvas import (
 from xinc.canvas import ffn as ffn_canvas_mod
 from xinc.canvas import nerv as nerv_canvas_mod
 from xinc.models import build_model
+from xinc.models.authors import authors_state_to_ours
 from xinc.models.ffn import ffn_coords
-from xinc.models.nerv import from_authors_state_dict
 
 
 def rel_err(mine: torch.Tensor | np.ndarray, ref: torch.Tensor | np.ndarray) -> float:
@@ -45,7 +45,7 @@ def state_dict(fx: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
 def authors_nerv():
     fx = load_fixture("authors_nerv_small.npz")
     model = build_model("nerv", {"fc_dim": 8, "fc_hw": [2, 4], "out": "0.0"})
-    state = from_authors_state_dict(state_dict(fx))
+    state = authors_state_to_ours(state_dict(fx), "nerv")
     state["pe.omega"] = model.pe.omega
     model.load_state_dict(state)
     return model.eval(), fx

@@ -113,7 +113,7 @@ def test_exact_bias_terms_head_is_zero_and_last_block_is_head_bias():
 # --------------------------------------------------------------------------- streaming
 
 
-@pytest.mark.parametrize("arch", ["nerv", "ffn"])
+@pytest.mark.parametrize("arch", [pytest.param("nerv", marks=pytest.mark.slow), "ffn"])
 def test_exact_chunks_equal_dense(arch, monkeypatch):
     model = make_nerv(14, strides=[2, 2]) if arch == "nerv" else make_ffn(14, 8, 4)
     kwargs = {"t": 0.35} if arch == "nerv" else {"height": 6, "width": 11}

@@ -245,6 +245,7 @@ def test_cluster_points_deterministic_and_files_byte_identical(mixed_blobs, tmp_
     assert table["neuron"].tolist() == points.neuron.tolist()
 
 
+@pytest.mark.slow  # UMAP in worker processes
 def test_parallel_umap_runs_match_serial(mixed_blobs):
     """jobs=2 (joblib processes) gives the same arrays as jobs=1."""
     points, _, serial = mixed_blobs

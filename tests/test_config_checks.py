@@ -34,7 +34,7 @@ def test_schema_errors_name_key_reason_and_allowed_values():
     base = yaml.safe_load((ROOT / "config.yaml").read_text())
     bad = {**base, "canvas": {"mode": "exactly", "colour": "red"}, "seeds": ["1", "2"]}
     with pytest.raises(ConfigError) as err:
-        validate(bad, ROOT)
+        validate(bad)
     lines = str(err.value).splitlines()
     assert len(lines) <= 6, lines  # a few lines, never the schema and config dump
     text = str(err.value)

@@ -15,6 +15,7 @@ from xinc.config import ConfigError
 from xinc.data.common import SEGMENT_COLUMNS, DataLayoutError, sha256_file
 from xinc.data.custom import CustomVideo, describe_custom, prepare_custom_video
 from xinc.data.resize import crop_box
+from xinc.intermediate import IntermediateFileError, read_npy, writing_rules
 
 H, W, N = 96, 160, 12
 WORK = [32, 64]
@@ -238,6 +239,20 @@ def test_unreadable_video(tmp_path: Path) -> None:
         with pytest.raises(DataLayoutError, match="bad.mp4.*Fix:"):
             call()
     assert not (tmp_path / "out").exists()
+
+
+def test_a_damaged_custom_file_names_its_rule(tmp_path: Path) -> None:
+    """A custom video's prepared files come from prepare_custom_video, the others' from
+    prepare_video; the working-size copies of both from working_res."""
+    for name in ("frames.npy", "panoptic.npy", "segments.csv", "meta.json"):
+        assert writing_rules(f"data/prepared/custom/real/clip/{name}") == ("prepare_custom_video",)
+        assert writing_rules(f"data/prepared/vipseg/real/clip/{name}") == ("prepare_video",)
+    assert writing_rules("data/work/custom/real/clip/32x64/frames_pil.npy") == ("working_res",)
+    frames = tmp_path / "data" / "prepared" / "custom" / "real" / "clip" / "frames.npy"
+    frames.parent.mkdir(parents=True)
+    frames.write_bytes(b"\x93NUMPY")
+    with pytest.raises(IntermediateFileError, match="frames.npy.*rule prepare_custom_video"):
+        read_npy(frames)
 
 
 def test_mask_errors(folder: Path) -> None:

@@ -14,6 +14,8 @@ import pytest
 from tests.conftest import ROOT, snakemake
 from xinc.figure_plan import FIGURES
 
+pytestmark = pytest.mark.slow  # the workflow on a user's video
+
 N_FRAMES, HEIGHT, WIDTH, FPS = 16, 64, 160, 12.0
 NEEDS_MASKS = {name for name, spec in FIGURES.items() if spec.masks}
 

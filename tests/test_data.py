@@ -14,8 +14,10 @@ import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
+from skimage import data as skimage_data
 
 import xinc.data.textures as tx
+from xinc.cli import main as xinc_main
 from xinc.data import (
     SCALES,
     SYNTH_VIDEOS,
@@ -32,7 +34,7 @@ from xinc.data import (
 from xinc.data.cityscapes_vps import CATEGORIES as CITY_CATEGORIES
 from xinc.data.cityscapes_vps import decode_panoptic as decode_city
 from xinc.data.resize import center_crop, crop_box, nearest_indices, resize_bicubic
-from xinc.data.synth import VIPSEG_CATEGORIES, main
+from xinc.data.synth import VIPSEG_CATEGORIES
 from xinc.data.vipseg import decode_panoptic as decode_vipseg
 from xinc.intermediate import IntermediateFileError
 
@@ -248,8 +250,9 @@ def test_annotated_frame_rules() -> None:
 def test_determinism(tmp_path: Path) -> None:
     def decoded(name: str, seed: int) -> list[np.ndarray]:
         root = tmp_path / name
-        main(["cityscapes_vps", str(root), "--truth", str(tmp_path / f"{name}.npz"),
-              "--seed", str(seed), "--scale", "tiny"])
+        assert xinc_main(["synth", "cityscapes_vps", str(root), "--truth",
+                          str(tmp_path / f"{name}.npz"), "--seed", str(seed),
+                          "--scale", "tiny"]) == 0
         src = video_source("cityscapes_vps", root, "0001")
         labels = [src.decode(np.asarray(Image.open(p))) for p in src.label_paths]
         return labels + [np.asarray(Image.open(p)) for p in src.frame_paths]
@@ -319,19 +322,19 @@ def test_fps_is_recorded_only_where_the_dataset_documents_it(data: Path) -> None
                 assert meta["fps"] == fps, (ds, vid, stage)
 
 
-def test_procedural_textures_without_scikit_image(tmp_path: Path,
-                                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    real, fallback = tx.load_textures(), tx.load_textures(procedural=True)
-    assert real.keys() == fallback.keys()
-    for name in tx.GREYS + tx.PHOTOS:
-        assert fallback[name].dtype == np.uint8 and fallback[name].shape[2] == 3
-    assert fallback["horse"].dtype == bool and 0.1 < fallback["horse"].mean() < 0.9
-    monkeypatch.setattr(tx, "load_textures", lambda procedural=False: fallback)
-    generate("cityscapes_vps", tmp_path / "cs", tmp_path / "cs.npz", seed=1, scale="tiny")
-    prepare_video("cityscapes_vps", tmp_path / "cs", "0002", tmp_path / "p")
-    with np.load(tmp_path / "cs.npz") as truth:
-        np.testing.assert_array_equal(np.load(tmp_path / "p" / "panoptic.npy"),
-                                      truth["0002/panoptic"])
+def test_textures_are_scikit_image_data() -> None:
+    textures = tx.load_textures()
+    assert set(textures) == {*tx.GREYS, *tx.PHOTOS, "horse"}
+    for name in tx.GREYS:  # grey pictures, the grey value in all three channels
+        img = textures[name]
+        assert img.dtype == np.uint8 and img.shape[2] == 3
+        np.testing.assert_array_equal(img[..., 0], getattr(skimage_data, name)())
+        np.testing.assert_array_equal(img[..., 2], img[..., 0])
+    for name in tx.PHOTOS:
+        np.testing.assert_array_equal(textures[name], getattr(skimage_data, name)()[..., :3])
+    horse = textures["horse"]  # True on the horse: the border is background
+    assert horse.dtype == bool and not horse[0].any() and not horse[-1].any()
+    assert horse[horse.shape[0] // 2, horse.shape[1] // 2]
 
 
 def test_errors_name_the_file(data: Path, tmp_path: Path) -> None:

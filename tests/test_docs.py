@@ -112,7 +112,7 @@ def test_method_switch_table_matches_schema_and_reference_preset():
     rows = re.findall(r"^\| `([\w.]+)` \| `(\w+)` \| `(\w+)` \|", table, re.M)
     assert len(rows) >= 10, rows
     schema, preset = (yaml.load(path.read_text(), Loader=yaml.CSafeLoader) for path in (
-        ROOT / "workflow" / "schemas" / "config.schema.yaml", ROOT / "presets" / "reference.yaml"))
+        ROOT / "xinc" / "config.schema.yaml", ROOT / "presets" / "reference.yaml"))
     for key, default, authors in rows:
         node, value = schema, preset
         for part in key.split("."):

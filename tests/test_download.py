@@ -9,11 +9,12 @@ import logging
 import os
 import stat
 import tarfile
+import urllib.error
 import zipfile
 from pathlib import Path
 
 import pytest
-from http_fixture import http_server  # noqa: F401
+from http_fixture import NET, http_server, payload  # noqa: F401
 
 from xinc.data.download import (
     DownloadError,
@@ -25,17 +26,15 @@ from xinc.data.download import (
     partial_paths,
 )
 from xinc.data.extract import safe_extract
+from xinc.data.net import Transient, request_errors
 
-DATA = os.urandom(30_000)
-SHA = hashlib.sha256(DATA).hexdigest()
-MD5 = hashlib.md5(DATA).hexdigest()
-FAST = {"backoff": 0, "progress": False, "timeout": 5, "allow_hosts": ["127.0.0.1"]}
+DATA, MD5, SHA = payload(30_000)
 
 
 def test_clean_fetch(http_server, tmp_path):  # noqa: F811
     url = http_server.add("/a.zip", DATA)
     dest = tmp_path / "a.zip"
-    rec = fetch(url, dest, **FAST)
+    rec = fetch(url, dest, **NET)
     assert dest.read_bytes() == DATA
     assert (rec["sha256"], rec["md5"], rec["size"]) == (SHA, MD5, len(DATA))
     assert rec["bytes_fetched"] == len(DATA) and rec["etag"] == '"v1"'
@@ -46,10 +45,10 @@ def test_cut_then_resume_with_range(http_server, tmp_path):  # noqa: F811
     url = http_server.add("/a.zip", DATA, cut_after=10_000)
     dest = tmp_path / "a.zip"
     with pytest.raises(DownloadError, match="run again to resume"):
-        fetch(url, dest, retries=0, **FAST)
+        fetch(url, dest, retries=0, **NET)
     part = partial_paths(dest)[0]
     assert not dest.exists() and part.stat().st_size == 10_000
-    rec = fetch(url, dest, sha256=SHA, **FAST)
+    rec = fetch(url, dest, sha256=SHA, **NET)
     second = http_server.requests_for("/a.zip")[-1]
     assert second.headers["Range"] == "bytes=10000-" and second.status == 206
     assert second.bytes == 20_000 and rec["bytes_fetched"] == 20_000
@@ -59,7 +58,7 @@ def test_cut_then_resume_with_range(http_server, tmp_path):  # noqa: F811
 
 def test_cut_retried_within_one_call(http_server, tmp_path):  # noqa: F811
     url = http_server.add("/a.zip", DATA, cut_after=10_000)
-    rec = fetch(url, tmp_path / "a.zip", sha256=SHA, **FAST)
+    rec = fetch(url, tmp_path / "a.zip", sha256=SHA, **NET)
     assert rec["bytes_fetched"] == len(DATA) and http_server.served["/a.zip"] == len(DATA)
 
 
@@ -67,11 +66,11 @@ def test_complete_part_finishes_on_416(http_server, tmp_path):  # noqa: F811
     url = http_server.add("/a.zip", DATA, cut_after=len(DATA) - 1)
     dest = tmp_path / "a.zip"
     with pytest.raises(DownloadError):
-        fetch(url, dest, retries=0, **FAST)
+        fetch(url, dest, retries=0, **NET)
     part = partial_paths(dest)[0]
     with open(part, "ab") as fh:  # as if the process died after the last byte
         fh.write(DATA[-1:])
-    rec = fetch(url, dest, sha256=SHA, **FAST)
+    rec = fetch(url, dest, sha256=SHA, **NET)
     assert http_server.requests_for("/a.zip")[-1].status == 416 and rec["bytes_fetched"] == 0
     assert dest.read_bytes() == DATA
 
@@ -80,8 +79,8 @@ def test_server_ignoring_range_restarts(http_server, tmp_path):  # noqa: F811
     url = http_server.add("/a.zip", DATA, cut_after=10_000, ignore_range=True)
     dest = tmp_path / "a.zip"
     with pytest.raises(DownloadError):
-        fetch(url, dest, retries=0, **FAST)
-    fetch(url, dest, sha256=SHA, **FAST)
+        fetch(url, dest, retries=0, **NET)
+    fetch(url, dest, sha256=SHA, **NET)
     assert http_server.requests_for("/a.zip")[-1].status == 200
     assert dest.read_bytes() == DATA
 
@@ -92,7 +91,7 @@ def test_flipped_byte_names_both_hashes(http_server, tmp_path):  # noqa: F811
     bad = bytearray(DATA)
     bad[123] ^= 0xFF
     with pytest.raises(ValueError) as err:
-        fetch(url, dest, sha256=SHA, **FAST)
+        fetch(url, dest, sha256=SHA, **NET)
     message = str(err.value)
     assert url in message and SHA in message and hashlib.sha256(bad).hexdigest() in message
     assert not dest.exists() and partial_paths(dest)[0].read_bytes() == bytes(bad)
@@ -102,17 +101,48 @@ def test_etag_change_restarts(http_server, tmp_path):  # noqa: F811
     url = http_server.add("/a.zip", b"x" * 30_000, cut_after=10_000)
     dest = tmp_path / "a.zip"
     with pytest.raises(DownloadError):
-        fetch(url, dest, retries=0, **FAST)
+        fetch(url, dest, retries=0, **NET)
     http_server.add("/a.zip", DATA, etag='"v2"')
-    rec = fetch(url, dest, sha256=SHA, **FAST)
+    rec = fetch(url, dest, sha256=SHA, **NET)
     assert dest.read_bytes() == DATA and rec["etag"] == '"v2"'
     assert http_server.requests_for("/a.zip")[-1].headers.get("Range") is None
 
 
 def test_http_500_once_is_retried(http_server, tmp_path):  # noqa: F811
     url = http_server.add("/a.zip", DATA, fail_once=500)
-    rec = fetch(url, tmp_path / "a.zip", sha256=SHA, **FAST)
+    rec = fetch(url, tmp_path / "a.zip", sha256=SHA, **NET)
     assert [r.status for r in http_server.requests] == [500, 200] and rec["size"] == len(DATA)
+
+
+def _failing(exc: BaseException, **hints) -> BaseException:
+    """What `request_errors` turns `exc`, raised in its block, into."""
+    with pytest.raises(BaseException) as caught, \
+            request_errors("http://u:secret@127.0.0.1/a.zip", **hints):
+        raise exc
+    return caught.value
+
+
+@pytest.mark.parametrize(("code", "kind", "text"), [
+    (503, Transient, "HTTP 503 Busy"), (429, Transient, "HTTP 429 Busy"),
+    (404, DownloadError, "HTTP 404 Busy; check it"),
+    (401, DownloadError, "HTTP 401 Busy: refused"), (403, DownloadError, "HTTP 403 Busy: refused"),
+    (416, urllib.error.HTTPError, "Busy")])
+def test_request_errors_map_http_codes(code, kind, text):
+    err = urllib.error.HTTPError("http://127.0.0.1/a.zip", code, "Busy", {}, None)
+    got = _failing(err, hint="; check it", refused=": refused", passthrough=(416,))
+    assert type(got) is kind and text in str(got) and "secret" not in str(got)
+    if kind is not urllib.error.HTTPError:
+        assert str(got).startswith("http://127.0.0.1/a.zip: HTTP")
+    assert "check it" not in str(_failing(err, refused=": refused", passthrough=(416,)))
+    if code in (401, 403):  # without `refused`, a refusal reads like any other 4xx
+        assert str(_failing(err, hint="; check it")).endswith("Busy; check it")
+
+
+def test_request_errors_lost_connection_is_transient():
+    got = _failing(urllib.error.URLError("connection refused"))
+    assert isinstance(got, Transient) and "connection refused" in str(got)
+    assert isinstance(_failing(ConnectionResetError("reset")), Transient)
+    assert isinstance(_failing(KeyError("other")), KeyError)  # not a network failure
 
 
 def test_abbreviated_hashes():
@@ -136,21 +166,21 @@ def test_bad_credentials_never_leak(http_server, tmp_path, caplog, capsys):  # n
     url = http_server.add("/a.zip", DATA, auth=("user", "right-one"))
     caplog.set_level(logging.DEBUG)
     with pytest.raises(DownloadError, match="401") as err:
-        fetch(url, tmp_path / "a.zip", auth=("user", secret), **{**FAST, "progress": True})
+        fetch(url, tmp_path / "a.zip", auth=("user", secret), **{**NET, "progress": True})
     captured = capsys.readouterr()
     texts = [str(err.value), repr(err.value), caplog.text, captured.out, captured.err]
     assert all(secret not in text for text in texts)
     assert "credentials" in str(err.value)
-    fetch(url, tmp_path / "a.zip", auth=("user", "right-one"), sha256=SHA, **FAST)
+    fetch(url, tmp_path / "a.zip", auth=("user", "right-one"), sha256=SHA, **NET)
     token = base64.b64encode(b"user:right-one").decode()
-    rec = fetch(url, tmp_path / "b.zip", auth=lambda: {"Authorization": f"Basic {token}"}, **FAST)
+    rec = fetch(url, tmp_path / "b.zip", auth=lambda: {"Authorization": f"Basic {token}"}, **NET)
     assert rec["sha256"] == SHA
 
 
 def test_allow_hosts_refuses_before_connecting(http_server, tmp_path):  # noqa: F811
     url = http_server.add("/a.zip", DATA).replace("127.0.0.1", "localhost")
     with pytest.raises(DownloadError, match="allow_hosts"):
-        fetch(url, tmp_path / "a.zip", **FAST)
+        fetch(url, tmp_path / "a.zip", **NET)
     assert http_server.requests == []
 
 
@@ -167,7 +197,7 @@ def test_archive_dir_is_linked_without_request(http_server, tmp_path):  # noqa: 
     url = http_server.add("/a.zip", DATA)
     archive_dir, before = _user_file(tmp_path, DATA)
     dest = ensure_archive("a.zip", url, tmp_path / "dl", archive_dir=archive_dir, sha256=SHA,
-                          **FAST)
+                          **NET)
     assert dest.read_bytes() == DATA and dest.stat().st_ino == before.st_ino
     after = (archive_dir / "a.zip").stat()
     assert after.st_mtime == before.st_mtime and (archive_dir / "a.zip").read_bytes() == DATA
@@ -180,7 +210,7 @@ def test_archive_dir_wrong_hash(http_server, tmp_path):  # noqa: F811
     wrong = DATA[:-1] + b"!"
     archive_dir, before = _user_file(tmp_path, wrong)
     with pytest.raises(ValueError) as err:
-        ensure_archive("a.zip", url, tmp_path / "dl", archive_dir=archive_dir, sha256=SHA, **FAST)
+        ensure_archive("a.zip", url, tmp_path / "dl", archive_dir=archive_dir, sha256=SHA, **NET)
     message = str(err.value)
     assert "a.zip" in message and SHA in message and hashlib.sha256(wrong).hexdigest() in message
     user = archive_dir / "a.zip"
@@ -191,16 +221,16 @@ def test_archive_dir_wrong_hash(http_server, tmp_path):  # noqa: F811
 def test_manifest_trust_on_first_use(http_server, tmp_path):  # noqa: F811
     url = http_server.add("/a.zip", DATA)
     downloads = tmp_path / "dl"
-    ensure_archive("a.zip", url, downloads, **FAST)
+    ensure_archive("a.zip", url, downloads, **NET)
     recorded = known_hashes(downloads / "manifest.json", "a.zip")
     assert recorded == {"url": url, "size": len(DATA), "md5": MD5, "sha256": SHA}
     n_requests = len(http_server.requests)
-    assert ensure_archive("a.zip", url, downloads, **FAST) == downloads / "a.zip"
+    assert ensure_archive("a.zip", url, downloads, **NET) == downloads / "a.zip"
     assert len(http_server.requests) == n_requests
     (downloads / "a.zip").unlink()
     http_server.add("/a.zip", DATA[:-1] + b"!", etag='"v2"')
     with pytest.raises(ValueError, match="manifest.json") as err:
-        ensure_archive("a.zip", url, downloads, **FAST)
+        ensure_archive("a.zip", url, downloads, **NET)
     assert SHA in str(err.value) and MD5 in str(err.value)
     assert not (downloads / "a.zip").exists()
 

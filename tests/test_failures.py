@@ -18,7 +18,7 @@ from xinc.data import DataLayoutError, working_resolution
 from xinc.data.custom import CustomVideo, prepare_custom_video
 from xinc.intermediate import IntermediateFileError, read_npy
 from xinc.models import import_checkpoint, initial_model, save_checkpoint
-from xinc.tasks import load_model, load_nerv_frames
+from xinc.workflow_steps import load_model, load_nerv_frames
 
 T, H, W = 4, 16, 32
 CATEGORIES = [{"id": 1, "name": "road", "isthing": 0, "color": [128, 64, 128]},

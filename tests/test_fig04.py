@@ -41,7 +41,8 @@ def write_layer(path: Path, *, layer: str, total=TOTAL, instances=INSTANCES, gri
               "instances_ids": np.asarray(ids, np.int64),
               "group_sums_grid_contiguous": np.asarray(grid[0], np.float64),
               "areas_grid_contiguous": np.asarray(grid[1], np.int64)}
-    meta = {"arch": "nerv", "layer": layer, "height": 2, "width": 4, "frame": 0, "seed": 1}
+    meta = {"arch": "nerv", "layer": layer, "height": 2, "width": 4, "frame": 0, "seed": 1,
+            "dataset": "vipseg", "video": "26_cbl"}
     save_npz(path, meta_json=json.dumps(meta), **arrays)
     return path
 

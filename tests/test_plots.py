@@ -17,6 +17,7 @@ from xinc.stats import grouping_variance
 
 H, W = 4, 8  # 32 pixels
 DPI = 60  # low resolution keeps the tests fast; fig03 also runs at the default
+SVG = "http://www.w3.org/2000/svg"
 
 
 def _reference_grouping_variance(group_sums, areas, total, *, signed=False):
@@ -53,7 +54,10 @@ def test_grouping_variance_matches_reference():
 
 
 def _write_stats(path: Path, *, arch: str, layer: str, total, groups: dict, ppn,
-                 sample_ids, sample_maps, seed: int = 1, frame: int = 0) -> Path:
+                 sample_ids, sample_maps, seed: int = 1, frame: int = 0,
+                 dataset: str | None = None, video: str | None = None) -> Path:
+    """A statistics file; its meta names dataset and video as the canvas job's do (left out
+    where None)."""
     arrays = {"total": np.asarray(total, np.float64),
               "pixels_per_neuron": np.asarray(ppn, np.int64),
               "heat": np.ones((H, W), np.float32),
@@ -64,6 +68,7 @@ def _write_stats(path: Path, *, arch: str, layer: str, total, groups: dict, ppn,
         arrays[f"areas_{g}"] = np.asarray(areas, np.int64)
     meta = {"arch": arch, "layer": layer, "mode": "test", "neurons": len(total), "height": H,
             "width": W, "t": 0.0, "frame": frame, "seed": seed}
+    meta |= {k: v for k, v in (("dataset", dataset), ("video", video)) if v is not None}
     save_npz(path, meta_json=json.dumps(meta), **arrays)
     return path
 
@@ -88,9 +93,11 @@ MAP0 = np.full((H, W), 2.0)                                        # constant ->
 @pytest.fixture
 def stats_files(tmp_path: Path) -> list[Path]:
     root = tmp_path / "results" / "stats"
+    city, vip = {"dataset": "cityscapes_vps", "video": "0005"}, {"dataset": "vipseg",
+                                                                  "video": "26_cbl"}
     a = _write_stats(root / "ffn/cityscapes_vps/0005/s1/f0/l3.npz", arch="ffn", layer="l3",
                      total=TOTAL, groups=GROUPS, ppn=PPN, sample_ids=[3, 1, 0],
-                     sample_maps=[MAP3, MAP1, MAP0])
+                     sample_maps=[MAP3, MAP1, MAP0], **city)
     rng = np.random.default_rng(0)
     n, g = 6, 5
     sums = rng.random((n, g)) * 10
@@ -101,11 +108,11 @@ def stats_files(tmp_path: Path) -> list[Path]:
     b = _write_stats(root / "ffn/cityscapes_vps/0005/s1/f0/l2.npz", arch="ffn", layer="l2",
                      total=np.where(np.arange(n) == 4, 0.0, total), groups=groups,
                      ppn=rng.integers(0, H * W, n), sample_ids=[2, 5],
-                     sample_maps=rng.normal(size=(2, H, W)))
+                     sample_maps=rng.normal(size=(2, H, W)), **city)
     c = _write_stats(root / "nerv/vipseg/26_cbl/s1/f0/head.npz", arch="nerv", layer="head",
                      total=TOTAL, groups={k: v for k, v in GROUPS.items() if k != "instances"},
                      ppn=[1, 2, 3, 4], sample_ids=[0],
-                     sample_maps=[MAP0 - 3.0])
+                     sample_maps=[MAP0 - 3.0], **vip)
     return [a, b, c]
 
 
@@ -140,6 +147,32 @@ def test_stats_input_labels_from_meta(tmp_path):
     assert (x.arch, x.layer, x.seed, x.frame) == ("nerv", "b3", 7, 3)
 
 
+def test_stats_input_labels_never_come_from_the_path(tmp_path):
+    """A file in the standard layout whose folders say otherwise: the meta wins, as the
+    canvas job records it."""
+    p = _write_stats(tmp_path / "stats/ffn/vipseg/9_x/s5/f8/l1.npz", arch="nerv", layer="head",
+                     total=TOTAL, groups={}, ppn=PPN, sample_ids=[],
+                     sample_maps=np.zeros((0, H, W)), seed=2, frame=4,
+                     dataset="cityscapes_vps", video="0005")
+    x = StatsInput.from_path(p)
+    assert x.labels() == {"dataset": "cityscapes_vps", "video": "0005", "arch": "nerv",
+                          "layer": "head", "seed": 2, "frame": 4}
+
+
+def test_stats_input_of_a_file_without_dataset_names_the_rule(tmp_path):
+    """Statistics whose meta lacks the dataset and video (not the canvas job's): one error
+    naming the file, what is missing and the rule to rerun; labels given instead are fine."""
+    p = _write_stats(tmp_path / "results/stats/nerv/vipseg/26_cbl/s1/f0/head.npz", arch="nerv",
+                     layer="head", total=TOTAL, groups={}, ppn=PPN, sample_ids=[],
+                     sample_maps=np.zeros((0, H, W)))
+    with pytest.raises(ValueError, match=r"head\.npz: meta_json lacks \['dataset', 'video'\].*"
+                                         r"rerun it with `snakemake --forcerun "
+                                         r"canvas_stats_nerv_vipseg`"):
+        StatsInput.from_path(p)
+    assert StatsInput.from_path(p, dataset="vipseg", video="26_cbl").group_key == (
+        "vipseg", "26_cbl", "nerv", 1, 0)
+
+
 # ---------------------------------------------------------------- fig03
 
 def test_fig03_maps(stats_files, tmp_path):
@@ -172,7 +205,7 @@ def test_fig03_dead_neurons(tmp_path):
     is drawn (marked) and counted, not dropped."""
     path = _write_stats(tmp_path / "ffn/d/v/s1/f0/l2.npz", arch="ffn", layer="l2",
                         total=[1, 0, 1], groups={}, ppn=[1, 0, 1], sample_ids=[0, 1, 2],
-                        sample_maps=[MAP3, MAP1, np.zeros((H, W))])
+                        sample_maps=[MAP3, MAP1, np.zeros((H, W))], dataset="d", video="v")
     with np.load(path) as z:
         arrays = dict(z)
     save_npz(path, **{**arrays, "alive": np.array([True, False, True])})
@@ -311,6 +344,10 @@ def test_byte_reproducible_pdf(stats_files, tmp_path):
 
 
 def test_save_figure_formats_without_dates(tmp_path):
+    """A 2 × 1.5 inch figure with one line: the same bytes twice, the size in points, the line
+    drawn, no date (SVG) or the fixed epoch (EPS)."""
+    from xml.etree import ElementTree
+
     from xinc.plots.style import figure_style, new_figure, save_figure, save_table
 
     for suffix in ("svg", "eps"):  # png and pdf: the figure tests
@@ -320,6 +357,17 @@ def test_save_figure_formats_without_dates(tmp_path):
                 fig = new_figure(2, 1.5)
                 fig.subplots().plot([0, 1], [1, 0])
                 blobs.append(save_figure(fig, tmp_path / run / f"t.{suffix}", dpi=40).read_bytes())
-        assert blobs[0] == blobs[1] and len(blobs[0]) > 100, suffix
+        assert blobs[0] == blobs[1], suffix
+        if suffix == "svg":
+            svg = ElementTree.fromstring(blobs[0])
+            assert svg.tag == "{http://www.w3.org/2000/svg}svg"
+            assert (svg.get("width"), svg.get("height")) == ("144pt", "108pt")
+            assert any(g.get("id", "").startswith("line2d") for g in svg.iter(f"{{{SVG}}}g"))
+            assert b"<dc:date>" not in blobs[0]
+        else:
+            head = blobs[0].split(b"%%EndComments")[0].decode()
+            assert head.startswith("%!PS-Adobe-3.0 EPSF-3.0")
+            assert "%%BoundingBox: 0 0 144 108" in head and "%%Creator: xinc" in head
+            assert "%%CreationDate: Thu Jan 01 00:00:00 1970" in head
     save_table(pd.DataFrame({"a": [1, 2], "b": [0.1, np.nan]}), tmp_path / "t.csv")
     assert (tmp_path / "t.csv").read_text() == "a,b\n1,0.1\n2,\n"

@@ -111,6 +111,7 @@ def test_state_dict_to_bits_hand_computed() -> None:
 
 # ----------------------------------------------------------------------------- models
 
+@pytest.mark.slow  # paper-size NeRV
 def test_paper_nerv_bits_per_pixel_arithmetic() -> None:
     torch.manual_seed(0)
     model = build_model("nerv", {}).eval()

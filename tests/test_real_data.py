@@ -21,6 +21,8 @@ from xinc.data.official_archives import write_official_archives
 from xinc.data.synth import generate
 from xinc.figure_plan import FIGURES
 
+pytestmark = pytest.mark.slow  # the real-data workflow on a loopback server, paper dry runs
+
 USER, PASSWORD = "xinc-tester", "s3cret-Pa55word"
 CITY_VIDEO, VIPSEG_VIDEO = "0001", "1_xincSynth01a"
 SEQUENCE = "leftImg8bit_sequence_trainvaltest.zip"

@@ -27,6 +27,8 @@ from PIL import Image
 from tests.conftest import BIN, ROOT
 from xinc.models import load_checkpoint
 
+pytestmark = pytest.mark.slow  # the workflow through a one-node SLURM cluster
+
 SCRIPTS = ROOT / "tests" / "slurm"
 PROFILE = ROOT / "profiles" / "slurm-ci"
 # the smoke preset on one video, seed and frame; Figs 12/13 name seed 2, so they follow

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
 from pathlib import Path
 
 import pytest
-from http_fixture import LoopbackServer, http_server, make_zip  # noqa: F401
+from http_fixture import NET, LoopbackServer, http_server, make_zip, payload  # noqa: F401
 
 from xinc.data.download import DownloadError, partial_paths
 from xinc.data.sources import (
@@ -20,11 +19,8 @@ from xinc.data.sources import (
     resolve_source,
 )
 
-DATA = os.urandom(40_000)
-MD5 = hashlib.md5(DATA).hexdigest()
-SHA = hashlib.sha256(DATA).hexdigest()
+DATA, MD5, SHA = payload(40_000)
 USER, PASSWORD = "alice", "pa55-Wörd&=;s3cret"
-NET = {"backoff": 0, "timeout": 5, "allow_hosts": ["127.0.0.1"], "progress": False}
 GT, SEQ, VIP, VPS = ("gtFine_trainvaltest.zip", "leftImg8bit_sequence_trainvaltest.zip",
                      "VIPSeg.tar", "cityscapes-vps-dataset-1.0.zip")
 

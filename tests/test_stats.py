@@ -16,11 +16,16 @@ from xinc.stats import (
     GROUPINGS,
     FrameStats,
     canvas_frame_stats,
+    declared_nbytes,
+    declared_outputs,
     frame_stats,
     gabor_features,
     grid_groups,
+    grid_layout,
     grouping_variance,
     instance_groups,
+    label_maps,
+    pair_change,
     pixel_groups,
     read_frame_stats,
     sample_neurons,
@@ -173,7 +178,7 @@ def test_frame_stats_equal_dense(random_maps):
     assert set(stats) == {"total", "pixels_per_neuron", "heat", "sample_ids", "sample_maps",
                           "meta_json", *(f"{p}_{g}" for g in labels
                                          for p in ("group_sums", "areas")),
-                          # tests/test_stats_more.py checks these (12×20: no 16×16 pools)
+                          # tests/test_stats_tau.py checks these (12×20: no 16×16 pools)
                           "tau_10", "tau_50", "neurons_per_pixel_10", "neurons_per_pixel_50",
                           "value_curve", "value_curve_q", "value_curve_mass", "alive"}
     np.testing.assert_allclose(stats["total"], ref["total"], rtol=1e-6)
@@ -274,7 +279,7 @@ def test_canvas_frame_stats_nerv_chunks_match_dense():
     assert json.loads(str(stats["meta_json"]))["t"] == 0.2
 
 
-@pytest.mark.parametrize("arch", ["nerv", "ffn"])
+@pytest.mark.parametrize("arch", [pytest.param("nerv", marks=pytest.mark.slow), "ffn"])
 def test_canvas_frame_stats_follow_the_switches(arch):
     torch.manual_seed(1)
     if arch == "nerv":
@@ -296,6 +301,92 @@ def test_canvas_frame_stats_follow_the_switches(arch):
         assert meta["neurons"] == len(maps) == len(stats["total"])
         np.testing.assert_allclose(stats["total"], maps.abs().sum((1, 2)).double().numpy(),
                                    rtol=1e-5)
+
+
+@pytest.mark.parametrize(("shape", "grouping", "k", "dtype"), [
+    ((37, 12, 20), "grids", 3, torch.float32),  # no pools, labels not from pixel_groups
+    ((6, 32, 48), "pixel_groups", 16, torch.float32),  # instances with ids, features, pools
+    ((5, 17, 19), "none", 0, torch.float64),  # pass 3, one pool
+    ((7, 16, 24), "instances", 2, torch.float16),  # instances without ids, pass 3
+])
+def test_written_file_holds_exactly_the_declared_arrays(tmp_path, shape, grouping, k, dtype):
+    n, h, w = shape
+    frame, pan = synthetic_frame(h, w)
+    groups = {"grids": {**grid_groups(h, w, (3, 4)), "a": np.arange(h * w).reshape(h, w) % 5},
+              "pixel_groups": pixel_groups(frame, pan, k=4, grid=(2, 3), seed=0),
+              "none": {},
+              "instances": {"instances": instance_groups(pan)[0]}}[grouping]
+    maps = torch.from_numpy(np.random.default_rng(n).normal(size=shape)).to(dtype)
+    stats = frame_stats(lambda: [(torch.arange(n), maps)], groups, n, h, w,
+                        sample_neurons(n, k, 0))
+    write_frame_stats(tmp_path / "s.npz", stats)
+    back = read_frame_stats(tmp_path / "s.npz")
+    sizes = {g: int(lab.max()) + 1 for g, lab in label_maps(groups, h, w).items()}
+    declared = declared_outputs(n, h, w, sizes, k, instance_ids="instances_ids" in groups)
+    assert set(back) == set(declared)
+    for key, (dtype_, shape_) in declared.items():
+        assert back[key].shape == shape_, key
+        if key == "meta_json":
+            assert back[key].dtype.kind == "U"
+        else:
+            assert back[key].dtype == np.dtype(dtype_), key
+    assert {key: back[key].nbytes for key in back if key != "meta_json"} == {
+        key: nbytes for key, nbytes in declared_nbytes(n, h, w, sizes, k).items()
+        if key in declared}
+
+
+@pytest.mark.parametrize("chunk", [1, 4, 50])
+def test_pair_change_equals_dense(chunk):
+    rng = np.random.default_rng(chunk)
+    prev = rng.normal(size=(13, 6, 7)).astype(np.float32)
+    nxt = prev + rng.normal(scale=0.3, size=prev.shape).astype(np.float32)
+    nxt[2] = -prev[2]  # sign flips do not change |C|
+
+    def chunks(maps):
+        for i in range(0, 13, chunk):
+            ids = torch.arange(i, min(i + chunk, 13))
+            yield ids, torch.from_numpy(maps[ids.numpy()])
+    delta = pair_change(chunks(prev), chunks(nxt), n_neurons=13)
+    ref = np.abs(np.abs(nxt.astype(np.float64)) - np.abs(prev)).sum(0)
+    assert delta.dtype == np.float32 and delta.shape == (6, 7)
+    np.testing.assert_allclose(delta, ref, rtol=1e-5)
+    with pytest.raises(ValueError, match="lockstep"):
+        pair_change(chunks(prev), [(torch.arange(1, 2), torch.zeros(1, 6, 7))])
+    with pytest.raises(ValueError, match="exactly once"):
+        pair_change(chunks(prev), chunks(nxt), n_neurons=14)
+
+
+def test_grid_groupings_are_summed_by_reshaping_and_agree_with_labels():
+    h, w = 12, 20
+    grids = grid_groups(h, w, (3, 4))
+    assert grid_layout(grids["grid_lattice"]) == ("lattice", 3, 4)
+    assert grid_layout(grids["grid_contiguous"]) == ("contiguous", 3, 4)
+    shuffled = grids["grid_lattice"].copy()
+    shuffled[0, 0], shuffled[0, 1] = shuffled[0, 1], shuffled[0, 0]
+    assert grid_layout(shuffled) is None
+    assert grid_layout(grid_groups(10, 20, (3, 4))["grid_contiguous"]) is None  # 3 ∤ 10
+    maps = torch.randn(5, h, w)
+    stats = FrameStats({**grids, "other": shuffled}, 5, h, w)
+    stats.update(torch.arange(5), maps)
+    flat = maps.abs().reshape(5, -1).double().numpy()
+    for name in ("grid_lattice", "grid_contiguous", "other"):
+        labels = {**grids, "other": shuffled}[name].ravel()
+        want = np.stack([np.bincount(labels, weights=row) for row in flat])
+        np.testing.assert_allclose(stats.sums.group_sums[name], want, rtol=1e-5)
+
+
+def test_workspaces_reuse_and_grow():
+    from xinc.stats.workspace import Workspaces
+
+    work, like = Workspaces(), torch.zeros(1)
+    a = work.get("x", (2, 3), like)
+    assert a.shape == (2, 3) and a.dtype == torch.float32
+    b = work.get("x", (3,), like)
+    assert b.data_ptr() == a.data_ptr()  # fits: the same memory
+    c = work.get("x", (4, 5), like)
+    assert c.shape == (4, 5) and c.numel() == 20  # grown
+    assert work.get("y", (2,), like, torch.int32).dtype == torch.int32
+    assert work.get("x", (4, 5), like).data_ptr() == c.data_ptr()
 
 
 # --------------------------------------------------------------------------- variance

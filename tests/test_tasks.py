@@ -13,8 +13,10 @@ from xinc.intermediate import IntermediateFileError, writing_rules
 from xinc.io import save_npz
 from xinc.models import build_model, load_checkpoint, save_checkpoint
 from xinc.models.authors import to_authors_state_dict
+from xinc.plots import StatsInput
 from xinc.stats import grid_groups, read_frame_stats
-from xinc.tasks import (
+from xinc.train.nerv import evaluate_nerv, nerv_inputs
+from xinc.workflow_steps import (
     canvas_stats,
     frame_time,
     import_model,
@@ -24,7 +26,6 @@ from xinc.tasks import (
     read_json,
     trace_checkpoint,
 )
-from xinc.train.nerv import evaluate_nerv, nerv_inputs
 
 META = {"video": "0001", "T": 30, "annotated_t": [4, 9, 14, 19, 24, 29]}
 
@@ -89,7 +90,7 @@ def test_trace_frame_in_both_modes(tmp_path, mode):
     """The canvas step writes one statistics file per layer in either canvas mode."""
     from xinc.canvas import layer_names
     from xinc.stats import grid_groups, read_frame_stats
-    from xinc.tasks import trace_frame
+    from xinc.workflow_steps import trace_frame
 
     torch.manual_seed(0)
     model = build_model("nerv", {"fc_dim": 6, "fc_hw": [1, 2]})
@@ -148,8 +149,8 @@ LAYOUTS = [
     ("results/models/nerv/vipseg/1_a/s0/ckpt.pt", ("train_nerv", "import_nerv")),
     ("results/run1/models/ffn/vipseg/1_a/f3/s0/metrics.json", ("train_ffn_vipseg", "import_ffn")),
     ("results/run1/pixel_groups/ffn/vipseg/1_a/f3.npz", ("pixel_groups",)),
-    ("results/stats/nerv/vipseg/1_a/s0/f3/head.npz", ("canvas_nerv_vipseg",)),
-    ("results/run1/stats/ffn/vipseg/1_a/s0/f3/l1.npz", ("canvas_ffn_vipseg",)),
+    ("results/stats/nerv/vipseg/1_a/s0/f3/head.npz", ("canvas_stats_nerv_vipseg",)),
+    ("results/run1/stats/ffn/vipseg/1_a/s0/f3/l1.npz", ("canvas_stats_ffn_vipseg",)),
     ("results/run1/pair/nerv/vipseg/1_a/s0/t3/b1.npz", ("pair_stats",)),
     ("frames.npy", ()),
     ("downloads/model_best.pth", ()),
@@ -222,6 +223,26 @@ def test_truncated_groups_and_checkpoint_name_their_rules(work, tmp_path):
     assert "delete" not in str(err.value)
 
 
+def test_canvas_job_records_every_label_the_figures_read(work, tmp_path):
+    """The figures label a statistics file from its meta alone (never its path): the canvas
+    job records dataset, video, arch, layer, seed and frame, untrained models included."""
+    (work / "meta.json").write_text(json.dumps(META | {"dataset": "cityscapes_vps", "T": 4,
+                                                       "annotated_t": [1],
+                                                       "working_size": [16, 32]}))
+    ckpt, groups = tmp_path / "ckpt.pt", tmp_path / "groups.npz"
+    _checkpoint(ckpt, "nerv", frames=4, seed=3)
+    save_npz(groups, **grid_groups(16, 32, (2, 2)))
+    canvas = {"time_index": "exact", "mode": "reference", "chunk": None, "bias": "split",
+              "neuron": "kernel"}
+    for untrained in (False, True):
+        out = tmp_path / f"anywhere_{untrained}" / "x.npz"
+        canvas_stats(ckpt, groups, work / "meta.json", 2, [out], ["head"], canvas=canvas,
+                     stats={"sample_neurons": 2, "seed": 0}, device="cpu", untrained=untrained)
+        assert StatsInput.from_path(out).labels() == {
+            "dataset": "cityscapes_vps", "video": "0001", "arch": "nerv", "layer": "head",
+            "seed": 3, "frame": 2}
+
+
 def test_unreadable_user_files_get_no_rule_advice(tmp_path):
     notes = tmp_path / "notes.pt"
     notes.write_text("not a checkpoint")
@@ -243,7 +264,7 @@ def test_truncated_statistics_name_the_canvas_rule(tmp_path):
     path = stats / "b1.npz"
     save_npz(path, total=np.ones(4))
     path.write_bytes(path.read_bytes()[:40])
-    with pytest.raises(IntermediateFileError, match="written by rule canvas_nerv_"):
+    with pytest.raises(IntermediateFileError, match="written by rule canvas_stats_nerv_"):
         read_frame_stats(path)
     pair = tmp_path / "results" / "demo" / "pair" / "nerv" / "b1.npz"
     pair.parent.mkdir(parents=True)

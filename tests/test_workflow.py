@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import html
 import importlib
 import json
 import shutil
@@ -25,6 +27,8 @@ from xinc.figure_plan import FIGURES
 from xinc.flow import read_flow
 from xinc.models import load_checkpoint
 from xinc.stats import canvas_pair_change, declared_nbytes, read_frame_stats, read_pair_stats
+
+pytestmark = pytest.mark.slow  # the smoke preset's whole DAG (minutes), then dry runs on it
 
 
 def test_snakemake_lint_is_clean():
@@ -64,7 +68,7 @@ def test_presets_validate_and_fill_defaults():
 def test_bad_config_names_the_key(override, key, words):
     base = yaml.safe_load((ROOT / "config.yaml").read_text())
     with pytest.raises(ValueError) as err:
-        validate({**base, **override}, ROOT)
+        validate({**base, **override})
     assert f"config key {key}" in str(err.value)
     assert words in str(err.value)
 
@@ -114,10 +118,10 @@ def smoke_run(tmp_path_factory) -> Path:
     """The whole DAG on presets/smoke.yaml in a scratch directory."""
     workdir = tmp_path_factory.mktemp("smoke")
     # one thread per canvas job: on tiny models start-up dominates, so two jobs at a time
-    canvas = [f"canvas_{arch}_{ds}" for arch in ("nerv", "ffn")
+    canvas = [f"canvas_stats_{arch}_{ds}" for arch in ("nerv", "ffn")
               for ds in ("cityscapes_vps", "vipseg")]
-    one_thread = [f"{rule}=1" for rule in (*canvas, "canvas_nerv_untrained",
-                                           "canvas_ffn_untrained", "pair_stats")]
+    one_thread = [f"{rule}=1" for rule in (*canvas, "canvas_stats_nerv_untrained",
+                                           "canvas_stats_ffn_untrained", "pair_stats")]
     result = snakemake(
         "--cores", "2", "--configfile", str(ROOT / "presets" / "smoke.yaml"),
         "--directory", str(workdir), "--set-threads", *one_thread,
@@ -222,15 +226,41 @@ def test_smoke_second_run_has_nothing_to_do(smoke_run):
     assert "Nothing to be done" in result.stdout + result.stderr
 
 
+def report_data(page: str, name: str):
+    """The JSON value a Snakemake HTML report assigns in its `<script id="{name}">` block."""
+    block = page.split(f'<script id="{name}">', 1)[1].split("</script>", 1)[0]
+    return json.loads(block.split("=", 1)[1].strip().removesuffix(";"))
+
+
 def test_smoke_report(smoke_run):
+    """The report holds every figure (the PNG itself, embedded) and table with its caption,
+    and describes the run with the values of its resolved configuration."""
     report = smoke_run / "report.html"
     result = snakemake(
         "--configfile", str(ROOT / "presets" / "smoke.yaml"), "--directory", str(smoke_run),
         "--report", str(report),
     )
     assert result.returncode == 0, result.stderr
-    html = report.read_text(errors="replace")
-    assert "fig04" in html and len(html) > 100_000
+    page = report.read_text()
+    entries: dict[str, list[tuple[str, dict]]] = {}
+    for path, entry in report_data(page, "results").items():
+        entries.setdefault(entry["job_properties"]["rule"], []).append((path, entry))
+    tables = {"table_s1": "table_s1", "findings": "findings", "cluster_table": "clusters"}
+    for rule in (*FIGURES, *tables):
+        assert len(entries.get(rule, [])) == 1, f"{rule}: {len(entries.get(rule, []))} entries"
+        path, entry = entries[rule][0]
+        caption = (ROOT / "workflow" / "report" / f"{tables.get(rule, rule)}.rst").read_text()
+        assert caption.split("**")[1] in html.unescape(entry["caption"]), rule
+        header, data = entry["data_uri"].split(",", 1)
+        assert header.startswith(f"data:{entry['mime_type']};") and header.endswith(";base64")
+        assert base64.b64decode(data) == (smoke_run / path).read_bytes(), path
+    assert {entries[name][0][1]["mime_type"] for name in FIGURES} == {"image/png"}
+    config = yaml.safe_load((results(smoke_run) / "config.yaml").read_text())
+    description = report_data(page, "workflow-desc")
+    for value in (config["canvas"]["mode"], config["canvas"]["time_index"], config["source"],
+                  config["stats"]["gabor"], str(config["seeds"]), str(config["working_size"]),
+                  f"results/{config['run']}/config.yaml"):
+        assert str(value) in description, value
 
 
 def test_console_command_prints_paper_parameter_counts():
@@ -293,7 +323,7 @@ def canvas_jobs(plan: dict[str, int], arch: str) -> int:
     """Jobs of the canvas rules of `arch` (one rule per dataset and frame list; one job per
     model, or per video and seed for the FFNs), the untrained models' excluded."""
     return sum(jobs for rule, jobs in plan.items()
-               if rule.startswith(f"canvas_{arch}_") and not rule.endswith("_untrained"))
+               if rule.startswith(f"canvas_stats_{arch}_") and not rule.endswith("_untrained"))
 
 
 def test_mistyped_pretrained_path_is_an_error_after_training(smoke_run, tmp_path):
@@ -368,7 +398,7 @@ def test_failed_job_shows_its_error_on_the_console(smoke_run, tmp_path):
     assert result.returncode != 0
     assert "[fig06] error:" in result.stderr
     assert "l2.npz: truncated or unreadable" in result.stderr
-    assert "rerun it with `snakemake --forcerun canvas_ffn_vipseg`" in result.stderr
+    assert "rerun it with `snakemake --forcerun canvas_stats_ffn_vipseg`" in result.stderr
     assert not (results(work) / "figures" / "fig06.png").exists()
 
 
@@ -384,8 +414,8 @@ def test_a_figure_key_reruns_only_that_figure(smoke_run, tmp_path):
 
 def test_speed_knobs_rerun_nothing(smoke_run, tmp_path):
     text = "canvas:\n  chunk: 7\ndevice: cpu\n"
-    result = snakemake("-n", *overlay(tmp_path, text), "--set-threads", "canvas_nerv_vipseg=1",
-                       "--directory", str(smoke_run))
+    result = snakemake("-n", *overlay(tmp_path, text), "--set-threads",
+                       "canvas_stats_nerv_vipseg=1", "--directory", str(smoke_run))
     assert result.returncode == 0, result.stderr
     assert "Nothing to be done" in output(result)
     assert "records another configuration" not in result.stderr
@@ -400,8 +430,8 @@ def test_forcing_one_figure_is_one_job(smoke_run, name):
 
 
 def test_figures_and_tables_are_local_rules():
-    """Seconds of plotting are never submitted to a cluster."""
-    local = {"table_s1", "findings", "instance_table", "run_config", "cluster_table"}
+    """Seconds of plotting (or of writing the explorer page) are never submitted to a cluster."""
+    local = {"table_s1", "findings", "instance_table", "run_config", "cluster_table", "explorer"}
     rules = ROOT / "workflow" / "rules"
     for path in rules.glob("*.smk"):
         for block in path.read_text().split("\nrule ")[1:]:
@@ -564,6 +594,166 @@ def test_paper_preset_plans_every_job(tmp_path):
     # clusters: Fig 10 (1 video) and Fig 14 (5) over 5 seeds, Figs 12 and 13 (1 video each)
     # on seed 1, every layer; untrained models of every seed of the six five-seed videos
     assert plan["cluster_layer"] == (1 + 5) * 7 + 2 * 7
-    assert plan["canvas_nerv_untrained"] == plan["canvas_ffn_untrained"] == 6 * 5
+    assert plan["canvas_stats_nerv_untrained"] == plan["canvas_stats_ffn_untrained"] == 6 * 5
     assert plan["cluster_members_nerv"] == plan["cluster_members_ffn"] == 2
-    assert sum(plan.values()) == 585 - 9 * 5 * 5 + 56 + 60 + 4 + 1 + 4
+    # + the explorer: one data job per model (9 videos x 5 seeds x 2 archs) and the page
+    assert sum(plan.values()) == 585 - 9 * 5 * 5 + 56 + 60 + 4 + 1 + 4 + 9 * 5 * 2 + 1
+
+
+# ---------------------------------------------------------------- the canvas explorer (issue 15)
+# The smoke run's explorer (presets/smoke.yaml: every analysed frame) opened from file:// in
+# headless Chromium: the ranked neurons and the map it shows against the checkpoint's canvas.
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync"]
+EXPLORER_ARTIFACT = ROOT / "tests" / "artifacts" / "explorer.png"
+
+
+@pytest.fixture(scope="module")
+def chromium():
+    """Headless Chromium under Playwright, or a skip that says what is missing."""
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        reason = "playwright is not installed (pip install -c constraints.txt -e '.[dev]')"
+        print(f"SKIP: {reason}")
+        pytest.skip(reason)
+    if not CHROMIUM.is_file():
+        reason = f"{CHROMIUM} is missing (`make browser-deps` installs Debian's chromium)"
+        print(f"SKIP: {reason}")
+        pytest.skip(reason)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True,
+                                             args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+def explorer_js(path: Path) -> dict:
+    """The data of one explorer file `XINC.add(key, data);` (docs/formats.md §11)."""
+    text = path.read_text()
+    return json.loads("[" + text[len("XINC.add("):-3] + "]")[1]
+
+
+def explorer_array(packed: dict) -> np.ndarray:
+    import zlib
+
+    dtype = np.dtype(packed["dtype"]).newbyteorder("<")
+    raw = np.frombuffer(zlib.decompress(base64.b64decode(packed["data"])), np.uint8)
+    if packed["planes"]:
+        raw = raw.reshape(dtype.itemsize, -1).T.copy()
+    return np.frombuffer(raw.tobytes(), dtype).reshape(packed["shape"])
+
+
+def pixel_top(maps: np.ndarray, x: int, y: int, k: int) -> tuple[list[int], list[float]]:
+    """The top-k neurons of pixel (x, y) by |C| (ties: lower id; zero |C| not listed) and
+    their shares of Σ|C|, straight from the full canvas."""
+    size = np.abs(maps[:, y, x].astype(np.float64))
+    order = sorted(range(len(size)), key=lambda n: (-size[n], n))[:k]
+    order = [n for n in order if size[n] > 0]
+    return order, [size[n] / size.sum() for n in order]
+
+
+def settle(page) -> None:
+    page.wait_for_function("document.body.dataset.busy === '0'", timeout=10_000)
+
+
+def test_smoke_explorer_in_a_browser(smoke_run, chromium, tmp_path):
+    """Click a pixel: the ranked neurons are the canvas's top-k; click a neuron: the map shown
+    is its map within 8-bit quantisation; an overlay shows; the URL hash restores the view; no
+    console error and no request outside file://."""
+    import re
+
+    root = results(smoke_run) / "explorer"
+    page = chromium.new_page(viewport={"width": 1400, "height": 1000})
+    errors, requests = [], []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.on("request", lambda r: requests.append(r.url))
+    page.goto((root / "index.html").as_uri())
+    settle(page)
+    page.select_option("#model", "nerv:2")
+    settle(page)
+    page.select_option("#frame", "9")
+    settle(page)
+    x, y = 20, 12  # a pixel of explorer.grid (presets/smoke.yaml): its top neurons have maps
+    box = page.locator("#frame-img").bounding_box()
+    zoom = box["width"] / 64
+    page.mouse.click(box["x"] + (x + 0.5) * zoom, box["y"] + (y + 0.5) * zoom)
+    settle(page)
+
+    model = load_checkpoint(results(smoke_run) / "models" / "nerv" / "cityscapes_vps" / "0001" /
+                            "s2" / "ckpt.pt")
+    full = {k: v.numpy() for k, v in nerv_canvas(model, 9 / model.meta["frames"]).items()}
+    for layer in ("head", "b3", "b2", "b1"):
+        rows = page.locator(f"#pixel table[data-layer='{layer}'] tr.neuron")
+        shown = [int(n) for n in rows.evaluate_all("rs => rs.map(r => r.dataset.neuron)")]
+        shares = [float(s) for s in rows.evaluate_all("rs => rs.map(r => r.dataset.share)")]
+        want, want_shares = pixel_top(full[layer], x, y, 8)
+        assert shown == want, layer
+        np.testing.assert_allclose(shares, want_shares, atol=0.5e-4 + 1e-9)
+
+    page.locator("#pixel table[data-layer='b2'] tr.neuron[data-has-map='1']").first.click()
+    settle(page)
+    tile = page.locator("#map").evaluate("d => ({...d.dataset, pos: getComputedStyle(d)"
+                                         ".backgroundPosition, img: getComputedStyle(d)"
+                                         ".backgroundImage})")
+    neuron = int(page.locator("#pixel tr.neuron.selected").get_attribute("data-neuron"))
+    assert tile["atlas"] == "data/nerv/cityscapes_vps/0001/s2/f9/b2_maps.png"
+    assert tile["img"].endswith('/f9/b2_maps.png")')
+    col, row, scale = int(tile["col"]), int(tile["row"]), float(tile["scale"])
+    offset = [float(v) for v in re.findall(r"-?[\d.]+", tile["pos"])]
+    assert offset == [-col * 64 * int(tile["zoom"]), -row * 32 * int(tile["zoom"])]
+    with Image.open(root / tile["atlas"]) as image:
+        index = np.asarray(image)[row * 32:(row + 1) * 32, col * 64:(col + 1) * 64]
+    decoded = (index.astype(np.float64) - 127.5) / 127.5 * scale
+    assert np.abs(decoded - full["b2"][neuron]).max() <= scale / 127.5 + 1e-7
+
+    page.locator("#overlay-instances").check()
+    settle(page)
+    overlay = page.locator("img.overlay[data-overlay='instances']")
+    assert overlay.is_visible() and overlay.evaluate("i => i.naturalWidth") == 64
+
+    view = page.url
+    assert "f=9" in view and f"n=b2:{neuron}" in view and "o=instances" in view
+    again = chromium.new_page(viewport={"width": 1400, "height": 1000})
+    again.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    again.on("request", lambda r: requests.append(r.url))
+    again.goto(view)
+    settle(again)
+    assert again.url == view and again.locator("#frame").input_value() == "9"
+    assert again.locator("#overlay-instances").is_checked()
+    assert again.locator("#map").get_attribute("data-tile") == tile["tile"]
+    assert [int(n) for n in again.locator("#pixel table[data-layer='b2'] tr.neuron")
+            .evaluate_all("rs => rs.map(r => r.dataset.neuron)")] == pixel_top(
+                full["b2"], x, y, 8)[0]
+
+    # a point of the cluster scatter (NeRV B2 at the key frame, seeds 1 and 2) selects its
+    # neuron, and its seed's model
+    again.select_option("#layer", "b2")
+    settle(again)
+    scatter = explorer_js(root / "clusters" / "cityscapes_vps" / "0001" / "f4" / "nerv" /
+                          "b2" / "seeds_1-2.js")
+    xs = 8 + 304 * explorer_array(scatter["x"]).astype(float) / 65535  # as explorer.js draws
+    ys = 8 + 304 * (1 - explorer_array(scatter["y"]).astype(float) / 65535)
+    gap = np.hypot(xs[:, None] - xs[None], ys[:, None] - ys[None]) + np.eye(len(xs)) * 1e9
+    own = np.flatnonzero(explorer_array(scatter["seed"]) == scatter["seeds"].index(1))
+    point = int(own[np.argmax(gap[own].min(1))])  # seed 1's most isolated point
+    px, py = xs[point], ys[point]
+    again.locator("#scatter").scroll_into_view_if_needed()
+    canvas = again.locator("#scatter").bounding_box()
+    again.mouse.click(canvas["x"] + px * canvas["width"] / 320,
+                      canvas["y"] + py * canvas["height"] / 320)
+    settle(again)
+    picked = int(explorer_array(scatter["neuron"])[point])
+    assert again.locator("#model").input_value() == "nerv:1"
+    assert f"n=b2:{picked}" in again.url
+    assert "cluster" in again.locator("#neuron-about").inner_text()
+
+    again.screenshot(path=str(tmp_path / "explorer.png"), full_page=True)
+    EXPLORER_ARTIFACT.parent.mkdir(exist_ok=True)
+    shutil.copyfile(tmp_path / "explorer.png", EXPLORER_ARTIFACT)
+    assert errors == []
+    assert requests and all(url.startswith("file://") for url in requests), requests

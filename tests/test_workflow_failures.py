@@ -25,6 +25,8 @@ from tests.conftest import BIN, ROOT, snakemake
 from xinc.data import generate, prepare_video, working_resolution
 from xinc.models import load_checkpoint
 
+pytestmark = pytest.mark.slow  # workflow runs killed and resumed
+
 OVERLAY = """\
 seeds: [1]
 figures:

@@ -55,7 +55,7 @@ def cmd_params(args: argparse.Namespace) -> None:
 
 
 def cmd_trace(args: argparse.Namespace) -> None:
-    from xinc.tasks import trace_checkpoint
+    from xinc.workflow_steps import trace_checkpoint
 
     trace_checkpoint(args.checkpoint, args.out, frame=args.frame, layers=args.layers,
                      mode=args.mode, bias=args.bias, neuron=args.neuron)

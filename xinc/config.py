@@ -1,5 +1,6 @@
 """Load the workflow config (config.yaml + presets) with the schema's defaults filled in.
 
+The schema is package data (`xinc/config.schema.yaml`), so an installed xinc finds it anywhere.
 Needs only PyYAML and jsonschema (both Snakemake dependencies), so the Snakefile validates with
 it before any job runs, in the main Snakemake process, without xinc's other dependencies.
 """
@@ -7,29 +8,37 @@ it before any job runs, in the main Snakemake process, without xinc's other depe
 from __future__ import annotations
 
 import copy
+import functools
 from collections.abc import Iterable
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import jsonschema
 import yaml
 
-SCHEMA_PATH = Path("workflow/schemas/config.schema.yaml")
+SCHEMA_FILE = "config.schema.yaml"  # in the xinc package
 MAX_ERRORS = 5  # problems listed per message; the rest are counted
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 class ConfigError(ValueError):
     """A configuration problem: each line names the key, what is wrong and what is allowed."""
 
 
-def project_root(start: Path | None = None) -> Path:
-    """The folder holding config.yaml: the current directory, else the source tree of xinc."""
-    for candidate in (start or Path.cwd(), Path(__file__).resolve().parents[1]):
-        if (candidate / "config.yaml").is_file() and (candidate / SCHEMA_PATH).is_file():
-            return candidate
-    raise FileNotFoundError(
-        "config.yaml and workflow/schemas/ not found here; run xinc from the xinc project folder"
-    )
+@functools.cache
+def _schema() -> dict[str, Any]:
+    """The config schema, the package's `xinc/config.schema.yaml` (read once; not to be changed)."""
+    return yaml.load(resources.files("xinc").joinpath(SCHEMA_FILE).read_text("utf-8"), _LOADER)
+
+
+def schema_defaults(*section: str) -> dict[str, Any]:
+    """The schema's default of every key of a config section, e.g. `("train", "nerv")`."""
+    node = _schema()
+    for key in section:
+        node = node["properties"][key]
+    return {name: copy.deepcopy(spec["default"])
+            for name, spec in node["properties"].items() if "default" in spec}
 
 
 def merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
@@ -110,15 +119,10 @@ def describe(err: jsonschema.ValidationError, root: dict[str, Any]) -> str:
     return "; ".join(p for p in parts if p)
 
 
-def load_schema(root: Path | None = None) -> dict[str, Any]:
-    root = project_root(root) if root is None or not (root / SCHEMA_PATH).is_file() else root
-    return yaml.safe_load((root / SCHEMA_PATH).read_text())
-
-
-def validate(config: dict[str, Any], root: Path | None = None) -> dict[str, Any]:
-    """Validate against the schema and fill defaults; `ConfigError` lists each problem on one
-    line (key, reason, allowed values)."""
-    schema = load_schema(root)
+def validate(config: dict[str, Any]) -> dict[str, Any]:
+    """Validate against the schema (package data) and fill defaults; `ConfigError` lists each
+    problem on one line (key, reason, allowed values)."""
+    schema = _schema()
     config = copy.deepcopy(config)
     validator = _with_defaults(jsonschema.Draft202012Validator)(schema)
     errors = _without_echoes(sorted(validator.iter_errors(config),
@@ -133,20 +137,40 @@ def validate(config: dict[str, Any], root: Path | None = None) -> dict[str, Any]
     return config
 
 
+def read_yaml(path: Path) -> dict[str, Any]:
+    """A YAML mapping from `path` (an empty file is an empty mapping)."""
+    content = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(content, dict):
+        raise ConfigError(f"{path}: holds a {type(content).__name__}, not a mapping of config "
+                          "keys; write it as `key: value` lines")
+    return content
+
+
+def preset_path(preset: str, root: Path) -> Path:
+    """A preset's file: a name is `<root>/presets/<name>.yaml`, anything with a suffix a path."""
+    path = Path(preset)
+    if not path.suffix:
+        path = root / "presets" / f"{preset}.yaml"
+    if not path.is_file():
+        folder = root / "presets"
+        known = (f"presets: {', '.join(sorted(p.stem for p in folder.glob('*.yaml')))}"
+                 if folder.is_dir() else f"no presets/ folder in {root}: run from the xinc "
+                 "project folder")
+        raise FileNotFoundError(f"preset {preset!r}: {path} does not exist ({known}; or a YAML "
+                                "file's path)")
+    return path
+
+
 def load_config(preset: str | None = None, root: Path | None = None) -> dict[str, Any]:
-    """config.yaml, overridden by presets/<preset>.yaml (or a YAML path), validated."""
-    root = project_root(root)
-    config = yaml.safe_load((root / "config.yaml").read_text())
+    """The config of the project folder `root` (default: the current directory), validated:
+    its config.yaml (none there: the schema's defaults alone), overridden by a preset, either a
+    name in `<root>/presets/` or a YAML file's path."""
+    root = Path.cwd() if root is None else Path(root)
+    base = root / "config.yaml"
+    config = read_yaml(base) if base.is_file() else {}
     if preset:
-        path = Path(preset)
-        if not path.suffix:
-            path = root / "presets" / f"{preset}.yaml"
-        if not path.is_file():
-            presets = sorted(p.stem for p in (root / "presets").glob("*.yaml"))
-            raise FileNotFoundError(f"preset {preset!r}: {path} does not exist "
-                                    f"(presets: {', '.join(presets)}; or a YAML file's path)")
-        config = merge(config, yaml.safe_load(path.read_text()) or {})
-    return validate(config, root)
+        config = merge(config, read_yaml(preset_path(preset, root)))
+    return validate(config)
 
 
 def write_config(path: str | Path, config: dict[str, Any]) -> None:

@@ -57,7 +57,8 @@ def _frame_segments(path: Path) -> tuple[int, np.ndarray, np.ndarray, dict[str, 
     if "instances_ids" not in st:
         raise ValueError(f"{path}: no 'instances_ids' (statistics written before the instance "
                          "table existed); rerun the canvas rules for this video, e.g. "
-                         "`snakemake --forcerun canvas_nerv canvas_ffn`")
+                         "`snakemake --forcerun canvas_stats_nerv_<dataset> "
+                         "canvas_stats_ffn_<dataset>`")
     ids = np.asarray(st["instances_ids"], dtype=np.int64)
     areas = np.asarray(st["areas_instances"], dtype=np.int64)
     if ids.shape != areas.shape:

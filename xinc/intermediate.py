@@ -2,7 +2,8 @@
 
 The library does not import Snakemake, so `PRODUCERS` maps the files of docs/formats.md to the
 rules that write them by path components: the top folder (`prepared`, `work`, `models`, ...),
-for some the architecture folder right below it, and the file name. Any folders above the top
+for some the folder right below it (an architecture, or the `custom` dataset), and the file
+name. Any folders above the top
 folder or between it and the file may change (per-run results folders, extra data levels).
 Frames and panoptic masks are checked as they are read (`ARRAY_CHECKS`, xinc.checks): a file
 that reads but holds what its format rules out names itself and its rule the same way.
@@ -40,30 +41,32 @@ class IntermediateFileError(ValueError):
 
 @dataclass(frozen=True)
 class Producer:
-    """Files named like `names` under a folder `folder` (then `arch`, if set) and their rules."""
+    """Files named like `names` under a folder `folder` (then `sub`, if set) and their rules."""
 
     folder: str
-    arch: str | None
+    sub: str | None  # the folder right below `folder`: an architecture, or a dataset
     names: tuple[str, ...]
     rules: tuple[str, ...]  # the first writes it; the others instead of it (`import_*`)
 
 
+PREPARED_FILES = ("frames.npy", "panoptic.npy", "segments.csv", "meta.json")
+#: The first that matches wins: a specific `sub` stands before the same folder without one.
 PRODUCERS: tuple[Producer, ...] = (
     Producer("synthetic", None, ("*.truth.npz",), ("synth_dataset",)),
-    Producer("prepared", None, ("frames.npy", "panoptic.npy", "segments.csv", "meta.json"),
-             ("prepare_video",)),
+    Producer("prepared", "custom", PREPARED_FILES, ("prepare_custom_video",)),
+    Producer("prepared", None, PREPARED_FILES, ("prepare_video",)),
     Producer("work", None, ("frames_bicubic.npy", "frames_pil.npy", "panoptic.npy",
                             "segments.csv", "meta.json"), ("working_res",)),
     Producer("models", "nerv", ("ckpt.pt", "metrics.json"), ("train_nerv", "import_nerv")),
     Producer("models", "ffn", ("ckpt.pt", "metrics.json"), ("train_ffn_{dataset}", "import_ffn")),
     Producer("pixel_groups", None, ("f*.npz",), ("pixel_groups",)),
-    Producer("stats", "nerv", ("*.npz",), ("canvas_nerv_{dataset}",)),
-    Producer("stats", "ffn", ("*.npz",), ("canvas_ffn_{dataset}",)),
+    Producer("stats", "nerv", ("*.npz",), ("canvas_stats_nerv_{dataset}",)),
+    Producer("stats", "ffn", ("*.npz",), ("canvas_stats_ffn_{dataset}",)),
     Producer("pair", None, ("*.npz",), ("pair_stats",)),
     Producer("flow", None, ("f*.npz",), ("flow",)),
     Producer("instances", None, ("*.csv",), ("instance_table",)),
-    Producer("stats_untrained", "nerv", ("*.npz",), ("canvas_nerv_untrained",)),
-    Producer("stats_untrained", "ffn", ("*.npz",), ("canvas_ffn_untrained",)),
+    Producer("stats_untrained", "nerv", ("*.npz",), ("canvas_stats_nerv_untrained",)),
+    Producer("stats_untrained", "ffn", ("*.npz",), ("canvas_stats_ffn_untrained",)),
     Producer("clusters", None, ("seeds_*_members.npz",), ("cluster_members_<arch>",)),
     Producer("clusters", None, ("seeds_*.npz",), ("cluster_layer",)),
     Producer("tables", None, ("clusters.csv",), ("cluster_table",)),
@@ -73,7 +76,7 @@ PRODUCERS: tuple[Producer, ...] = (
 def _matches(producer: Producer, folders: tuple[str, ...], i: int, name: str) -> bool:
     below = folders[i + 1:]
     return (folders[i] == producer.folder and any(fnmatch(name, p) for p in producer.names)
-            and (producer.arch is None or below[:1] == (producer.arch,)))
+            and (producer.sub is None or below[:1] == (producer.sub,)))
 
 
 def writing_rules(path: str | Path) -> tuple[str, ...]:
@@ -85,7 +88,7 @@ def writing_rules(path: str | Path) -> tuple[str, ...]:
         for producer in PRODUCERS:
             if _matches(producer, folders, i, name):
                 below = folders[i + 1:]
-                dataset = below[1] if producer.arch and len(below) > 1 else "<dataset>"
+                dataset = below[1] if producer.sub and len(below) > 1 else "<dataset>"
                 return tuple(rule.format(dataset=dataset) for rule in producer.rules)
     return ()
 

@@ -1,7 +1,9 @@
-# Canvas: every layer's contribution maps of one model at each of its analysed frames, streamed
-# into per-frame statistics in one job per model (a full canvas is never written). Params hold
-# only the settings that change the numbers; the speed knobs (canvas.chunk, device) are read from the config by the
-# scripts, so changing them reruns nothing.
+# Canvas statistics (rules canvas_stats_*, writing results/stats and results/stats_untrained;
+# logs and benchmarks under the same folder names): every layer's contribution maps of one model
+# at each of its analysed frames, streamed into per-frame statistics in one job per model (a full
+# canvas is never written). Params hold only the settings that change the numbers; the speed
+# knobs (canvas.chunk, device) are read from the config by the scripts, so changing them reruns
+# nothing.
 
 
 for _arch, _ds in ((arch, ds) for arch in ARCHS for ds in DATASETS):
@@ -9,7 +11,7 @@ for _arch, _ds in ((arch, ds) for arch in ARCHS for ds in DATASETS):
 
         rule:
             name:
-                f"canvas_{_arch}_{_ds}" + (f"_{_k}" if _k else "")
+                f"canvas_stats_{_arch}_{_ds}" + (f"_{_k}" if _k else "")
             input:
                 ckpt=canvas_ckpts(_arch, _frames),
                 groups=[
@@ -24,9 +26,9 @@ for _arch, _ds in ((arch, ds) for arch in ARCHS for ds in DATASETS):
                     for layer in LAYERS[_arch]
                 ],
             log:
-                f"{LOGS}/canvas/{_arch}/{{ds}}/{{vid}}/s{{seed}}.log",
+                f"{LOGS}/stats/{_arch}/{{ds}}/{{vid}}/s{{seed}}.log",
             benchmark:
-                f"{BENCHMARKS}/canvas/{_arch}/{{ds}}/{{vid}}/s{{seed}}.tsv"
+                f"{BENCHMARKS}/stats/{_arch}/{{ds}}/{{vid}}/s{{seed}}.tsv"
             wildcard_constraints:
                 ds=_ds,
                 vid="|".join(re.escape(v) for v in _videos),
@@ -78,7 +80,7 @@ for _arch in ARCHS:
 
     rule:
         name:
-            f"canvas_{_arch}_untrained"
+            f"canvas_stats_{_arch}_untrained"
         input:
             ckpt=lambda wildcards, arch=_arch: model_ckpt(
                 arch, wildcards.ds, wildcards.vid, wildcards.seed, wildcards.f
@@ -92,9 +94,9 @@ for _arch in ARCHS:
                 layer=LAYERS[_arch],
             ),
         log:
-            f"{LOGS}/canvas/{_arch}_untrained/{{ds}}/{{vid}}/s{{seed}}/f{{f}}.log",
+            f"{LOGS}/stats_untrained/{_arch}/{{ds}}/{{vid}}/s{{seed}}/f{{f}}.log",
         benchmark:
-            f"{BENCHMARKS}/canvas/{_arch}_untrained/{{ds}}/{{vid}}/s{{seed}}/f{{f}}.tsv"
+            f"{BENCHMARKS}/stats_untrained/{_arch}/{{ds}}/{{vid}}/s{{seed}}/f{{f}}.tsv"
         conda:
             "../../envs/xinc.yaml"
         threads: 2

@@ -2,10 +2,10 @@
 # constraints, input functions.
 import re
 import sys
-from pathlib import Path
 
 # xinc.config and xinc.config_checks need only PyYAML and jsonschema (Snakemake's own
 # dependencies), so the main Snakemake process needs none of xinc's others under --use-conda.
+# The schema is xinc's package data (xinc/config.schema.yaml), the file `xinc` itself reads.
 sys.path.insert(0, workflow.basedir)
 from xinc.config import ConfigError, validate
 from xinc.config_checks import (
@@ -30,7 +30,7 @@ from xinc.figure_plan import (
     without_videos,
 )
 
-config.update(validate(config, Path(workflow.basedir)))
+config.update(validate(config))
 
 DATASETS = [ds for ds, spec in config["datasets"].items() if spec["videos"]]
 if not DATASETS:

@@ -1,13 +1,13 @@
-"""Rules canvas_nerv / canvas_ffn (every analysed frame of one model, or of a video's FFNs) and
-canvas_<arch>_untrained (one frame): every layer's maps, streamed into per-frame statistics (the
-canvas itself is never written)."""
+"""Rules canvas_stats_<arch>_<dataset> (every analysed frame of one model, or of a video's FFNs)
+and canvas_stats_<arch>_untrained (one frame): every layer's maps, streamed into per-frame
+statistics (the canvas itself is never written)."""
 
 import torch
 from _rule import start
 
 start(snakemake)
 
-from xinc.tasks import canvas_model_stats
+from xinc.workflow_steps import canvas_model_stats
 
 
 def listed(files):

@@ -4,7 +4,7 @@ from _rule import start
 
 start(snakemake)
 
-from xinc.tasks import import_model
+from xinc.workflow_steps import import_model
 
 arch = "nerv" if snakemake.rule == "import_nerv" else "ffn"
 frame = int(snakemake.wildcards.f) if arch == "ffn" else None

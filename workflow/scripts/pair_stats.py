@@ -6,7 +6,7 @@ from _rule import start
 
 start(snakemake)
 
-from xinc.tasks import pair_stats
+from xinc.workflow_steps import pair_stats
 
 torch.set_num_threads(snakemake.threads)
 pair_stats(

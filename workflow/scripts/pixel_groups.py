@@ -4,7 +4,7 @@ from _rule import start
 
 start(snakemake)
 
-from xinc.tasks import make_pixel_groups
+from xinc.workflow_steps import make_pixel_groups
 
 stats = snakemake.params.stats
 make_pixel_groups(

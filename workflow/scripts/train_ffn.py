@@ -7,8 +7,7 @@ from _rule import start
 
 start(snakemake)
 
-from xinc.intermediate import read_npy
-from xinc.tasks import read_json
+from xinc.intermediate import read_json, read_npy
 from xinc.train import train_ffn_batch
 
 torch.set_num_threads(snakemake.threads)

@@ -5,8 +5,9 @@ from _rule import start
 
 start(snakemake)
 
-from xinc.tasks import load_nerv_frames, read_json
+from xinc.intermediate import read_json
 from xinc.train import train_nerv
+from xinc.workflow_steps import load_nerv_frames
 
 torch.set_num_threads(snakemake.threads)
 meta = read_json(snakemake.input.meta)

@@ -1,13 +1,14 @@
 """Canvas jobs: one process per frame (per-frame rules) against one process per model.
 
-The workflow's canvas rules trace every analysed frame of a model in one job
-(`xinc.tasks.canvas_model_stats`); per-frame jobs would start Python, import torch, create the
-CUDA context and load the model once per frame. This benchmark runs the same work both ways as
-real processes (`python -m xinc.bench.canvas_jobs JOB.json`), one after another as on a
-one-GPU machine: `n_frames` processes of one frame each, then one process of all frames. The
-models are untrained (tracing costs the same) and built from a preset's model settings at its
-working size; pixel groups are random label maps (`xinc.bench.canvas.synthetic_groups`).
-Every statistics file of the two ways must be equal (asserted), so only the time differs.
+The workflow's canvas rules (`canvas_stats_<arch>_<dataset>`) trace every analysed frame of a
+model in one job (`xinc.workflow_steps.canvas_model_stats`); per-frame jobs would start Python,
+import torch, create the CUDA context and load the model once per frame. This benchmark runs the
+same work both ways as real processes (`python -m xinc.bench.canvas_jobs JOB.json`), one after
+another as on a one-GPU machine: `n_frames` processes of one frame each, then one process of all
+frames. The models are untrained (tracing costs the same) and built from a preset's model
+settings at its working size; pixel groups are random label maps
+(`xinc.bench.canvas.synthetic_groups`). Every statistics file of the two ways must be equal
+(asserted), so only the time differs.
 """
 
 from __future__ import annotations
@@ -112,7 +113,7 @@ def format_report(result: dict[str, Any]) -> str:
 
 def _main(job_file: str) -> None:
     """One canvas job from its JSON description (a subprocess of `run`)."""
-    from xinc.tasks import canvas_model_stats
+    from xinc.workflow_steps import canvas_model_stats
 
     job = json.loads(Path(job_file).read_text())
     torch.set_num_threads(1)

@@ -5,7 +5,7 @@ in as `precomputed_knn`: the same neighbours umap-learn itself uses below 4,096 
 above that deterministic and faster on CPU than its NNDescent, whose numba kernels are
 recompiled in every process. umap-learn's own numba kernels are not cached on disk by the
 package; `_cache_umap_kernels` turns numba's on-disk cache on for them, so only the first job
-on a machine compiles them (~25 s) and later jobs start in a second.
+on a machine compiles them and later jobs start at once (docs/benchmarks.md §2).
 """
 
 from __future__ import annotations

@@ -55,7 +55,7 @@ def cluster_members(clusters: Sequence[str | Path], ckpts: Mapping[int, str | Pa
     """Rule cluster_members: per cluster file (one layer each), `per_cluster` members of each
     of clusters 0 … shown − 1, with their maps computed from the checkpoint of their seed."""
     from xinc.device import resolve_device
-    from xinc.tasks import frame_time, load_model
+    from xinc.workflow_steps import frame_time, load_model
 
     info = read_json(video_meta)
     height, width = info["working_size"]

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from xinc.data.net import DownloadError, Transient, check_host, opener, redact, retrying
+from xinc.data.net import DownloadError, check_host, opener, request_errors, retrying
 
 log = logging.getLogger(__name__)
 
@@ -129,18 +129,13 @@ class CityscapesSite:
             if self._cookies:
                 req.add_header("Cookie", self.cookie())
             try:
-                with opener(url, self._net[0], follow_redirects=False).open(
-                        req, timeout=self._net[1]) as resp:
+                with (request_errors(url, passthrough=_REDIRECTS),
+                      opener(url, self._net[0], follow_redirects=False).open(
+                          req, timeout=self._net[1]) as resp):
                     return resp.status, resp.headers, resp.read(1 << 22)
-            except urllib.error.HTTPError as err:
+            except urllib.error.HTTPError as err:  # a redirect: the reply is in its headers
                 err.close()
-                if err.code in _REDIRECTS:
-                    return err.code, err.headers, b""
-                if err.code >= 500 or err.code == 429:
-                    raise Transient(f"{redact(url)}: HTTP {err.code} {err.reason}") from None
-                raise DownloadError(f"{redact(url)}: HTTP {err.code} {err.reason}") from None
-            except (urllib.error.URLError, OSError, http.client.HTTPException) as err:
-                raise Transient(f"{redact(url)}: {err}") from None
+                return err.code, err.headers, b""
 
         status, headers, body = retrying(once, *self._retry)
         for header in headers.get_all("Set-Cookie") or []:

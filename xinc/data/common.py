@@ -1,4 +1,5 @@
-"""Shared pieces of the dataset readers: errors, file reading, the per-video source record."""
+"""Shared pieces of the dataset readers: errors, file reading, the per-video source record,
+and the guard of folders a writer replaces."""
 
 from __future__ import annotations
 
@@ -135,3 +136,18 @@ def segments_table(
             rows.append((int(t), pan_id, cat, int(isthing[cat]), 0, int(areas[i]),
                          int(x0[i]), int(y0[i]), int(x1[i] - x0[i] + 1), int(y1[i] - y0[i] + 1)))
     return pd.DataFrame(rows, columns=list(SEGMENT_COLUMNS)).astype("int64")
+
+
+def check_own_folder(folder: Path, marker: str, *, writer: str, purpose: str,
+                     fate: str) -> None:
+    """Refuse a `folder` that exists and holds anything but an earlier output of `writer` (a
+    tree with `marker` in it) or nothing: it would be `fate` ("replaced", "emptied")."""
+    if not folder.exists():
+        return
+    if not folder.is_dir():
+        raise ValueError(f"{folder}: exists and is not a folder; choose a new or empty folder "
+                         f"for {purpose}")
+    if (folder / marker).is_file() or not any(folder.iterdir()):
+        return
+    raise ValueError(f"{folder}: the folder holds files not written by {writer} (no {marker}) "
+                     f"and would be {fate}; choose a new or empty folder")

@@ -26,17 +26,22 @@ from typing import Any
 
 from tqdm import tqdm
 
-from xinc.data.net import Auth, DownloadError, auth_headers, check_host, opener, redact
+from xinc.data.net import (
+    Auth,
+    DownloadError,
+    Transient,
+    auth_headers,
+    check_host,
+    opener,
+    redact,
+    request_errors,
+)
 from xinc.io import write_json
 
 CHUNK = 1 << 16
 _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
 _ELLIPSIS = re.compile(r"…|\.\.\.")
 _ABBREVIATED = " (abbreviated: only its prefix and suffix are checked)"
-
-
-class _Retry(Exception):
-    """A transient failure: the attempt is repeated after a backoff."""
 
 
 class _Restart(Exception):
@@ -96,22 +101,10 @@ def _open(url: str, offset: int, headers: dict[str, str], timeout: float,
         req.add_unredirected_header(key, value)
     if offset:
         req.add_header("Range", f"bytes={offset}-")
-    try:
+    with request_errors(url, hint="; check the url in the config", passthrough=(416,),
+                        refused=": the server refused the credentials; check the username and "
+                        "password (env vars or ~/.netrc)"):
         return opener(url, allow_hosts).open(req, timeout=timeout)
-    except urllib.error.HTTPError as err:
-        err.close()
-        if err.code == 416:
-            raise
-        if err.code in (401, 403):
-            raise DownloadError(
-                f"{redact(url)}: HTTP {err.code} {err.reason}: the server refused the "
-                "credentials; check the username and password (env vars or ~/.netrc)") from None
-        if err.code >= 500 or err.code == 429:
-            raise _Retry(f"{redact(url)}: HTTP {err.code} {err.reason}") from None
-        raise DownloadError(f"{redact(url)}: HTTP {err.code} {err.reason}; "
-                            "check the url in the config") from None
-    except (urllib.error.URLError, OSError, http.client.HTTPException) as err:
-        raise _Retry(f"{redact(url)}: {err}") from None
 
 
 def _stream(resp: http.client.HTTPResponse, part: Path, offset: int, total: int | None,
@@ -130,10 +123,10 @@ def _stream(resp: http.client.HTTPResponse, part: Path, offset: int, total: int 
             fh.flush()
             os.fsync(fh.fileno())
     except (OSError, http.client.HTTPException) as err:
-        raise _Retry(f"{part.name}: connection lost after {offset + written} bytes: {err}") \
+        raise Transient(f"{part.name}: connection lost after {offset + written} bytes: {err}") \
             from None
     if total is not None and offset + written < total:
-        raise _Retry(f"{part.name}: short read, {offset + written} of {total} bytes")
+        raise Transient(f"{part.name}: short read, {offset + written} of {total} bytes")
 
 
 def _attempt(url: str, key: str, part: Path, state_path: Path, *, size: int | None,
@@ -228,7 +221,7 @@ def fetch(url: str, dest: str | Path, *, size: int | None = None, md5: str | Non
                            timeout=timeout, allow_hosts=allow_hosts, progress=progress,
                            counter=counter)
             break
-        except (_Restart, _Retry) as err:
+        except (_Restart, Transient) as err:
             if isinstance(err, _Restart):
                 _discard(part, state_path)
             error = err

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import base64
+import http.client
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import TypeVar
 
 Auth = tuple[str, str] | Callable[[], Mapping[str, str]] | None
@@ -35,6 +38,29 @@ def retrying(call: Callable[[], _T], retries: int, backoff: float) -> _T:
             time.sleep(backoff * 2**attempt)
     raise DownloadError(f"{error}; gave up after {retries + 1} attempts; run again, "
                         "or raise retries")
+
+
+@contextmanager
+def request_errors(url: str, *, hint: str = "", refused: str | None = None,
+                   passthrough: Collection[int] = ()) -> Iterator[None]:
+    """Map the failures of a request to `url` made in this block: HTTP 5xx and 429 and lost
+    connections become `Transient` (retried), other HTTP errors a `DownloadError` saying
+    `url: HTTP code reason` and then `hint`, or `refused` instead for 401/403 when given.
+    An HTTP error whose code is in `passthrough` is raised unchanged (the caller handles it)."""
+    try:
+        yield
+    except urllib.error.HTTPError as err:
+        if err.code in passthrough:
+            raise
+        err.close()
+        what = f"{redact(url)}: HTTP {err.code} {err.reason}"
+        if refused is not None and err.code in (401, 403):
+            raise DownloadError(what + refused) from None
+        if err.code >= 500 or err.code == 429:
+            raise Transient(what) from None
+        raise DownloadError(what + hint) from None
+    except (urllib.error.URLError, OSError, http.client.HTTPException) as err:
+        raise Transient(f"{redact(url)}: {err}") from None
 
 
 def redact(url: str) -> str:

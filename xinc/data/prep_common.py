@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from xinc.data.common import layout_error
+from xinc.data.common import check_own_folder, layout_error
 from xinc.data.extract import safe_extract
 
 #: Marker a prepared tree holds: written last, it names the function that wrote the tree.
@@ -64,16 +64,8 @@ def extract_nested(root: str | Path, pattern: str = "*_gt.zip") -> list[Path]:
 
 def check_out_root(out_root: Path) -> None:
     """Refuse an `out_root` that holds anything not written by an official preparation."""
-    if not out_root.exists():
-        return
-    if not out_root.is_dir():
-        raise ValueError(f"{out_root}: exists and is not a folder; choose a new or empty folder "
-                         "for the prepared dataset")
-    if (out_root / PREP_MARKER).is_file() or not any(out_root.iterdir()):
-        return
-    raise ValueError(f"{out_root}: the folder holds files not written by the official "
-                     f"preparation (no {PREP_MARKER}) and would be replaced; choose a new or "
-                     "empty folder")
+    check_own_folder(out_root, PREP_MARKER, writer="the official preparation",
+                     purpose="the prepared dataset", fate="replaced")
 
 
 @contextmanager

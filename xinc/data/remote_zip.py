@@ -38,6 +38,7 @@ from xinc.data.net import (
     check_host,
     opener,
     redact,
+    request_errors,
     retrying,
 )
 from xinc.io import atomic_path, write_json
@@ -57,16 +58,8 @@ def _open(url: str, headers: Mapping[str, str], first: int, last: int, *,
     req = urllib.request.Request(url, headers={"Range": f"bytes={first}-{last}"})
     for key, value in headers.items():
         req.add_unredirected_header(key, value)
-    try:
+    with request_errors(url, hint=" for a Range request; check the url and the credentials"):
         return opener(url, allow_hosts).open(req, timeout=timeout)
-    except urllib.error.HTTPError as err:
-        err.close()
-        if err.code >= 500 or err.code == 429:
-            raise Transient(f"{redact(url)}: HTTP {err.code} {err.reason}") from None
-        raise DownloadError(f"{redact(url)}: HTTP {err.code} {err.reason} for a Range request; "
-                            "check the url and the credentials") from None
-    except (urllib.error.URLError, OSError, http.client.HTTPException) as err:
-        raise Transient(f"{redact(url)}: {err}") from None
 
 
 def _range_reply(resp: http.client.HTTPResponse, url: str, first: int) -> tuple[int, int | None]:

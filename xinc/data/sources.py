@@ -9,7 +9,6 @@ package remotely (HTTP Range) or from the full archive.
 from __future__ import annotations
 
 import dataclasses
-import http.client
 import logging
 import urllib.error
 import urllib.parse
@@ -22,7 +21,7 @@ from typing import Any, Literal
 
 from xinc.data.cityscapes_site import CityscapesSite, find_credentials, size_bytes
 from xinc.data.download import ensure_archive, find_archive
-from xinc.data.net import Auth, DownloadError, Transient, check_host, opener, redact, retrying
+from xinc.data.net import Auth, DownloadError, check_host, opener, redact, request_errors, retrying
 from xinc.data.remote_zip import fetch_zip_members, members_present
 
 log = logging.getLogger(__name__)
@@ -147,19 +146,11 @@ class _ConfirmForm(HTMLParser):
 def _peek(url: str, allow_hosts: Sequence[str] | None, timeout: float) -> str | None:
     """The HTML page `url` answers with, or None when it answers with a file."""
     req = urllib.request.Request(url, headers={"Range": "bytes=0-0"})
-    try:
-        with opener(url, allow_hosts).open(req, timeout=timeout) as resp:
-            if not resp.headers.get("Content-Type", "").startswith("text/html"):
-                return None
-            return resp.read(1 << 21).decode("utf-8", "replace")
-    except urllib.error.HTTPError as err:
-        err.close()
-        if err.code >= 500 or err.code == 429:
-            raise Transient(f"{redact(url)}: HTTP {err.code} {err.reason}") from None
-        raise DownloadError(f"{redact(url)}: HTTP {err.code} {err.reason}; check the Drive "
-                            "file id (drive_url, sources)") from None
-    except (urllib.error.URLError, OSError, http.client.HTTPException) as err:
-        raise Transient(f"{redact(url)}: {err}") from None
+    with (request_errors(url, hint="; check the Drive file id (drive_url, sources)"),
+          opener(url, allow_hosts).open(req, timeout=timeout) as resp):
+        if not resp.headers.get("Content-Type", "").startswith("text/html"):
+            return None
+        return resp.read(1 << 21).decode("utf-8", "replace")
 
 
 def drive_file_url(url: str, *, allow_hosts: Sequence[str] | None = None, timeout: float = 60,

@@ -2,13 +2,11 @@
 
 `generate("cityscapes_vps" | "vipseg", out_dir, truth_path, seed=, scale="tiny" | "small")`
 writes the dataset tree (docs/spec/datasets.md §1.1 "what XINC reads" / §1.2 `VIPSeg_720P`) and
-the ground truth (docs/formats.md §1) outside it. CLI: `python -m xinc.data.synth DATASET OUT
---truth T`.
+the ground truth (docs/formats.md §1) outside it. Its command is `xinc synth` (xinc/cli.py).
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shutil
@@ -22,7 +20,7 @@ import numpy as np
 from PIL import Image
 
 from xinc.data import cityscapes_vps, vipseg
-from xinc.data.common import remap
+from xinc.data.common import check_own_folder, remap
 from xinc.data.prepare import SYNTHETIC_MARKER
 from xinc.data.resize import center_crop, crop_box
 from xinc.data.scene import CROWD, VOID, Palette, Scene, build_scene
@@ -312,16 +310,8 @@ def generate(dataset: str, out_dir: str | Path, truth_path: str | Path, *, seed:
 
 def check_dataset_folder(out_dir: Path) -> None:
     """Refuse an `out_dir` that holds anything but an earlier output of `generate`."""
-    if not out_dir.exists():
-        return
-    if not out_dir.is_dir():
-        raise ValueError(f"{out_dir}: exists and is not a folder; choose an empty or new folder "
-                         "for the synthetic dataset")
-    if (out_dir / SYNTHETIC_MARKER).is_file() or not any(out_dir.iterdir()):
-        return
-    raise ValueError(f"{out_dir}: the folder holds files not written by the synthetic generator "
-                     f"(no {SYNTHETIC_MARKER}) and would be emptied; choose an empty or new "
-                     "folder")
+    check_own_folder(out_dir, SYNTHETIC_MARKER, writer="the synthetic generator",
+                     purpose="the synthetic dataset", fate="emptied")
 
 
 def check_truth_path(truth_path: Path, out_dir: Path) -> None:
@@ -358,21 +348,3 @@ def _move_into_place(tmp: Path, out_dir: Path) -> None:
             shutil.rmtree(old)
         os.replace(new, old)
 
-
-def main(argv: Sequence[str] | None = None) -> None:
-    """Command line: `python -m xinc.data.synth DATASET OUT --truth PATH [--seed] [--scale]`."""
-    parser = argparse.ArgumentParser(prog="python -m xinc.data.synth", description=__doc__)
-    parser.add_argument("dataset", choices=tuple(WRITERS))
-    parser.add_argument("out_dir")
-    parser.add_argument("--truth", required=True, help="ground-truth .npz (outside out_dir)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--scale", choices=tuple(SCALES), default="tiny")
-    args = parser.parse_args(argv)
-    try:
-        generate(args.dataset, args.out_dir, args.truth, seed=args.seed, scale=args.scale)
-    except (OSError, ValueError) as err:
-        parser.error(str(err))
-
-
-if __name__ == "__main__":
-    main()

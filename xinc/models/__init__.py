@@ -10,9 +10,11 @@ from torch import nn
 
 from xinc.checks import check_finite_weights
 from xinc.intermediate import first_line, reading
-from xinc.models.authors import model_from_payload, read_checkpoint, to_authors_state_dict
+from xinc.models.authors import model_from_payload
+from xinc.models.authors_keys import to_authors_state_dict
 from xinc.models.ffn import FFN, FFNConfig, ffn_coords
 from xinc.models.nerv import NeRV, NeRVConfig
+from xinc.models.safe_pickle import read_checkpoint
 
 ARCHS = ("nerv", "ffn")
 

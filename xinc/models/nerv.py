@@ -139,14 +139,3 @@ class NeRV(nn.Module):
     def forward(self, t: torch.Tensor) -> torch.Tensor:
         return self.trace(t).output
 
-
-def from_authors_state_dict(state: dict[str, torch.Tensor],
-                            source: str = "<state dict>") -> dict[str, torch.Tensor]:
-    """Rename the authors' HNeRV state-dict keys (`decoder.J.conv.upconv.0`, ...) to ours.
-
-    Wrapper prefixes (`module.`, ...) are stripped generically and `pe_*` keys dropped; see
-    `xinc.models.authors.authors_state_to_ours` (unknown keys raise a `KeyError`).
-    """
-    from xinc.models.authors import authors_state_to_ours
-
-    return authors_state_to_ours(state, "nerv", source=source)

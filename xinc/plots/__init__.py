@@ -2,8 +2,7 @@
 
 Each figure module (`fig03`, `fig04`, `fig06`, ...) has a `render(inputs, png_path, csv_path,
 **options)` function. `inputs` is a sequence of :class:`StatsInput` (or plain paths, whose labels
-are parsed from the standard layout
-`results/<run>/stats/{arch}/{ds}/{vid}/s{seed}/f{f}/{layer}.npz`).
+are read from the file's `meta_json`, never from its path).
 Every figure writes the image and a CSV holding exactly the numbers drawn; both are byte-for-byte
 reproducible for the same inputs.
 
@@ -22,7 +21,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from xinc.intermediate import read_intermediate, read_npy
+from xinc.checks import ContentError
+from xinc.intermediate import bad_content, read_intermediate, read_npy
 
 __all__ = ["FRAME_KEY", "Frames", "StatsInput", "as_inputs", "by_key", "frame_groups",
            "grey_frame", "groups_in_order", "map_correlations", "pair_inputs", "read_frame",
@@ -32,6 +32,9 @@ __all__ = ["FRAME_KEY", "Frames", "StatsInput", "as_inputs", "by_key", "frame_gr
 Frames = Mapping[tuple[str, str], str | Path]
 #: Columns naming one frame of one model: a row of the map figures.
 FRAME_KEY = ["dataset", "video", "seed", "frame"]
+#: The labels of one statistics file, in CSV order; seed and frame may be unknown (None).
+LABELS = ("dataset", "video", "arch", "layer", "seed", "frame")
+REQUIRED_LABELS = ("dataset", "video", "arch", "layer")
 #: Grey = RGB · these weights (skimage.color.rgb2gray, ITU-R BT.709).
 GREY_WEIGHTS = np.array([0.2125, 0.7154, 0.0721])
 
@@ -50,33 +53,22 @@ class StatsInput:
 
     @classmethod
     def from_path(cls, path: str | Path, **labels: Any) -> StatsInput:
-        """Labels from the path `.../{arch}/{ds}/{vid}/s{seed}/f{f}/{layer}.npz`, else from the
-        file's `meta_json`; keyword `labels` (dataset, video, arch, layer, seed, frame) win."""
+        """Labels from the file's `meta_json` (docs/formats.md §6: the canvas job records
+        dataset, video, arch, layer, seed and frame); keyword `labels` win. The path's folders
+        carry no meaning here: a file may live anywhere."""
         path = Path(path)
-        found: dict[str, Any] = {}
-        parts = path.parts
-        if (len(parts) >= 6 and path.suffix == ".npz" and parts[-3].startswith("s")
-                and parts[-2].startswith("f") and parts[-3][1:].isdigit()
-                and parts[-2][1:].isdigit()):
-            found = {"arch": parts[-6], "dataset": parts[-5], "video": parts[-4],
-                     "seed": int(parts[-3][1:]), "frame": int(parts[-2][1:]),
-                     "layer": path.stem}
-        needed = {"arch", "layer", "seed", "frame"} - found.keys() - labels.keys()
-        if needed and path.exists():
-            meta = read_stats(path, ()).get("meta", {})
-            for key in needed:
-                if key in meta:
-                    found[key] = meta[key]
-        found.update(labels)
-        found.setdefault("dataset", "")
-        found.setdefault("video", path.parent.name)
-        if "arch" not in found or "layer" not in found:
-            raise ValueError(f"cannot tell arch and layer of {path}; pass them as labels")
+        needed = [key for key in LABELS if key not in labels]
+        meta = read_stats(path, ()).get("meta", {}) if needed else {}
+        missing = [key for key in needed if key in REQUIRED_LABELS and key not in meta]
+        if missing:  # a file of older code, or not the canvas job's: name the rule to rerun
+            raise bad_content(path, ContentError(
+                f"meta_json lacks {missing} and no labels give them (the canvas job records "
+                "them)"))
+        found = {key: meta.get(key) for key in needed} | labels
         for key in ("seed", "frame"):
             if found.get(key) is not None:
                 found[key] = int(found[key])
-        return cls(path=path, **{k: found.get(k) for k in
-                                 ("dataset", "video", "arch", "layer", "seed", "frame")})
+        return cls(path=path, **{key: found[key] for key in LABELS})
 
     def with_labels(self, **labels: Any) -> StatsInput:
         return replace(self, **labels)
@@ -88,8 +80,7 @@ class StatsInput:
 
     def labels(self) -> dict[str, Any]:
         """Identifier columns, in CSV order."""
-        return {"dataset": self.dataset, "video": self.video, "arch": self.arch,
-                "layer": self.layer, "seed": self.seed, "frame": self.frame}
+        return {key: getattr(self, key) for key in LABELS}
 
 
 def as_inputs(inputs: Iterable[StatsInput | str | Path]) -> list[StatsInput]:
@@ -107,11 +98,10 @@ def as_inputs(inputs: Iterable[StatsInput | str | Path]) -> list[StatsInput]:
 def pair_inputs(paths: Sequence[str | Path], panels: Sequence[dict[str, Any]]
                 ) -> list[StatsInput]:
     """StatsInputs from parallel lists of paths and label dicts (keys: dataset, video, arch,
-    layer, seed, frame; missing ones are parsed from the path or the file's meta)."""
+    layer, seed, frame; missing ones are read from the file's `meta_json`)."""
     if len(paths) != len(panels):
         raise ValueError(f"{len(paths)} statistics paths but {len(panels)} panels")
-    fields = ("dataset", "video", "arch", "layer", "seed", "frame")
-    return as_inputs(StatsInput.from_path(p, **{k: v for k, v in panel.items() if k in fields})
+    return as_inputs(StatsInput.from_path(p, **{k: v for k, v in panel.items() if k in LABELS})
                      for p, panel in zip(paths, panels, strict=True))
 
 

@@ -81,7 +81,8 @@ class _Segments:
         st = read_stats(item.path, ("group_sums_instances", "areas_instances", "instances_ids"))
         if "group_sums_instances" not in st or "instances_ids" not in st:
             raise ValueError(f"{item.path}: no instance grouping with instances_ids; rerun the "
-                             "canvas rules (statistics written before instances_ids existed)")
+                             "canvas_stats_* rules (statistics written before instances_ids "
+                             "existed)")
         sums, areas, ids = instance_view(st["group_sums_instances"], st["areas_instances"],
                                          st["instances_ids"], self.other)
         table = self.table(item)

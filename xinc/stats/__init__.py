@@ -10,12 +10,14 @@ import importlib
 from typing import Any
 
 _EXPORTS = {
-    "frame": ("FrameStats", "canvas_frame_stats", "declared_nbytes", "frame_stats",
-                    "label_maps", "read_frame_stats", "sample_neurons", "write_frame_stats"),
+    "frame": ("FrameStats", "canvas_frame_stats", "declared_nbytes", "declared_outputs",
+              "frame_stats", "read_frame_stats", "write_frame_stats"),
     "groupings": ("GROUPINGS", "gabor_features", "grid_groups", "instance_groups",
                   "pixel_groups"),
+    "labels": ("grid_layout", "label_maps"),
     "mass": ("MassHistogram",),
     "pair": ("canvas_pair_change", "pair_change", "read_pair_stats", "write_pair_stats"),
+    "samples": ("sample_neurons",),
     "segments": ("OTHER_SEGMENTS", "instance_view"),
     "spread": ("gini",),
     "variance": ("SIGNED_GROUPINGS", "grouping_variance", "stats_variances"),

@@ -9,7 +9,7 @@ width 2⁻⁷ ≈ 0.8 %) and a *fine* key (the low 16 bits). Together they are t
 - `select`: the coarse bins that hold τ_a (one per a).
 - Pass 2 (`add_fine`): for the selected bins only, the count per fine key (65,536 per bin,
   float64 counters, 512 KiB per bin). Callers that already hold every value of those bins
-  (`FrameStats` keeps them for neurons per pixel) pass just those.
+  (`xinc.stats.tau.Thresholds` keeps them for neurons per pixel) pass just those.
 - `tau`: exact for float32 values — the mass of one fine key is count × value, exact in float64
   below 2²⁹ equal values.
 - `curve`: the quantiles and the mass below them, from the coarse bins alone (after pass 1):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -11,32 +10,29 @@ import numpy as np
 import torch
 from torch import nn
 
+from xinc.config import schema_defaults
 from xinc.device import describe_device, reproducible, resolve_device
 from xinc.models import ffn_coords, initial_model, model_config
-from xinc.train.common import LOG, parse_settings, progress_bar, quantized_metrics, write_outputs
+from xinc.train.common import LOG, parse_settings, quantized_metrics, write_outputs
+from xinc.train.loop import Fit, Loop, run_resumable
 from xinc.train.metrics import psnr, quantize_8bit
-from xinc.train.resume import (
-    default_state_path,
-    fingerprint,
-    load_state,
-    remove_state,
-    restore_rng_states,
-    rng_states,
-    save_state,
-)
+from xinc.train.resume import default_state_path, fingerprint, remove_state, save_state
+
+DEFAULTS = schema_defaults("train", "ffn")  # config.schema.yaml: one source of the defaults
 
 
 @dataclass(frozen=True)
 class FFNTrainConfig:
-    """Training settings; defaults follow the authors' (Adam 9e-4 constant, full-image steps)."""
+    """Training settings; defaults are the schema's `train.ffn` (the authors' Adam 9e-4
+    constant, 1000 full-image steps, PSNR every 250)."""
 
-    steps: int = 1000
-    lr: float = 9e-4
-    eval_every: int = 50
-    checkpoint_every: int = 0  # steps between resumable state files; 0 = never
+    steps: int = DEFAULTS["steps"]
+    lr: float = DEFAULTS["lr"]
+    eval_every: int = DEFAULTS["eval_every"]
+    checkpoint_every: int = DEFAULTS["checkpoint_every"]  # steps between state files; 0 = never
     # models trained together by `train_ffn_batch` (0 = automatic: all of them on a GPU, a
     # few at a time on the CPU); the one-model `train_ffn` ignores it
-    batch_models: int = 0
+    batch_models: int = DEFAULTS["batch_models"]
 
     def __post_init__(self) -> None:
         for name in ("steps", "eval_every"):
@@ -66,19 +62,11 @@ def evaluate_ffn(model: nn.Module, coords: torch.Tensor, target: torch.Tensor) -
     return psnr(quantize_8bit(model(coords)), target)
 
 
-def train_ffn(
-    frame: np.ndarray,
-    model_settings: dict[str, Any],
-    train_settings: dict[str, Any],
-    *,
-    seed: int,
-    ckpt_path: str | Path,
-    metrics_path: str | Path,
-    device: str | torch.device = "auto",
-    meta: dict[str, Any] | None = None,
-    progress: bool = True,
-    state_path: str | Path | None = None,
-) -> dict[str, Any]:
+def train_ffn(frame: np.ndarray, model_settings: dict[str, Any],
+              train_settings: dict[str, Any], *, seed: int, ckpt_path: str | Path,
+              metrics_path: str | Path, device: str | torch.device = "auto",
+              meta: dict[str, Any] | None = None, progress: bool = True,
+              state_path: str | Path | None = None) -> dict[str, Any]:
     """Fit an FFN to `frame` (uint8 [H, W, 3]) with full-image Adam steps on the MSE.
 
     Evaluates every `eval_every` steps and after the last; the weights with the best PSNR are
@@ -98,82 +86,70 @@ def train_ffn(
     dev = resolve_device(device)
     state_file = Path(state_path) if state_path is not None else default_state_path(ckpt_path)
     run_id = fingerprint("ffn", model_config("ffn", model_settings).to_dict(), cfg, seed, frame)
-    start = time.perf_counter()
+    loop = Loop("step", cfg.steps, cfg.eval_every, cfg.checkpoint_every,
+                lambda state: save_training_state(state_file, run_id, state))
     with reproducible(dev):
         model = initial_model("ffn", model_settings, seed).to(dev)
         coords = ffn_coords(height, width, model.cfg.coords).to(dev)
-        target = target.to(dev)
-        optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(0.9, 0.999))
-        history: list[list[float]] = []
-        best, best_state = float("-inf"), None
-        first_step, seconds_before = 0, 0.0
-        state = load_state(state_file, run_id, map_location=dev)
-        if state is not None:
-            model.load_state_dict(state["model"])
-            optimizer.load_state_dict(state["optimizer"])
-            restore_rng_states(state["rng"], dev)
-            first_step, history = state["step"], state["history"]
-            best, best_state = state["best"], state["best_state"]
-            seconds_before = state["seconds"]
-            LOG.info("resumed FFN training from %s at step %d/%d", state_file, first_step,
-                     cfg.steps)
-        with torch.no_grad():
-            features = model.positional_encoding(coords)
-        with progress_bar(cfg.steps, "ffn steps", progress) as bar:
-            bar.update(first_step)
-            for step in range(first_step, cfg.steps):
-                loss = (ffn_head(model, features) - target).pow(2).mean()
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                if (step + 1) % cfg.eval_every == 0 or step + 1 == cfg.steps:
-                    score = evaluate_ffn(model, coords, target)
-                    history.append([step + 1, score])
-                    LOG.info("step %d/%d  psnr %.2f dB", step + 1, cfg.steps, score)
-                    if best_state is None or score > best:
-                        best = score
-                        best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-                    bar.set_postfix(
-                        loss=f"{loss.item():.3g}",
-                        psnr=f"{score:.2f}",
-                        best=f"{best:.2f}",
-                        refresh=False,
-                    )
-                bar.update()
-                done = step + 1
-                if cfg.checkpoint_every and done % cfg.checkpoint_every == 0 and done < cfg.steps:
-                    save_training_state(
-                        state_file,
-                        run_id,
-                        {
-                            "step": done,
-                            "model": model.state_dict(),
-                            "optimizer": optimizer.state_dict(),
-                            "rng": rng_states(dev),
-                            "history": history,
-                            "best": best,
-                            "best_state": best_state,
-                            "seconds": seconds_before + time.perf_counter() - start,
-                        },
-                    )
-        model.load_state_dict(best_state)
-        seconds = seconds_before + time.perf_counter() - start
-    base_meta = {"height": height, "width": width, "seed": seed, "psnr": best}
+        fit = FFNFit(model, coords, target.to(dev), cfg)
+        run_resumable(fit, loop, state_file, run_id, name="FFN", progress=progress)
+        model.load_state_dict(fit.best_state)
+        seconds = loop.seconds()
+    base_meta = {"height": height, "width": width, "seed": seed, "psnr": fit.best}
     metrics = write_outputs(
-        model,
-        arch="ffn",
-        ckpt_path=ckpt_path,
-        metrics_path=metrics_path,
-        meta=base_meta | (meta or {}),
-        psnr=best,
-        history=history,
-        seconds=seconds,
-        device=describe_device(dev),
-        seed=seed,
-        extra=quantized_metrics(model, lambda m: evaluate_ffn(m, coords, target), height * width),
-    )
+        model, arch="ffn", ckpt_path=ckpt_path, metrics_path=metrics_path,
+        meta=base_meta | (meta or {}), psnr=fit.best, history=fit.history, seconds=seconds,
+        device=describe_device(dev), seed=seed,
+        extra=quantized_metrics(model, lambda m: evaluate_ffn(m, coords, fit.target),
+                                height * width))
     remove_state(state_file)
     return metrics
+
+
+class FFNFit(Fit):
+    """FFN steps: full-image Adam on precomputed Fourier features; the best weights kept."""
+
+    def __init__(self, model: nn.Module, coords: torch.Tensor, target: torch.Tensor,
+                 cfg: FFNTrainConfig) -> None:
+        self.model, self.coords, self.target, self.cfg = model, coords, target, cfg
+        self.device = target.device
+        self.optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(0.9, 0.999))
+        self.history: list[list[float]] = []
+        self.best, self.best_state = float("-inf"), None
+        self.score = float("nan")
+        self.loss = torch.zeros(())
+        with torch.no_grad():
+            self.features = model.positional_encoding(coords)
+
+    def step(self, index: int) -> None:
+        self.loss = (ffn_head(self.model, self.features) - self.target).pow(2).mean()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.loss.backward()
+        self.optimizer.step()
+
+    def evaluate(self, done: int) -> None:
+        self.score = evaluate_ffn(self.model, self.coords, self.target)
+        self.history.append([done, self.score])
+        LOG.info("step %d/%d  psnr %.2f dB", done, self.cfg.steps, self.score)
+        if self.best_state is None or self.score > self.best:
+            self.best = self.score
+            self.best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+
+    def postfix(self, evaluated: bool) -> dict[str, str] | None:
+        if not evaluated:
+            return None
+        return {"loss": f"{self.loss.item():.3g}", "psnr": f"{self.score:.2f}",
+                "best": f"{self.best:.2f}"}
+
+    def state(self) -> dict[str, Any]:
+        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "history": self.history, "best": self.best, "best_state": self.best_state}
+
+    def restore(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.history, self.best = state["history"], state["best"]
+        self.best_state = state["best_state"]
 
 
 def ffn_head(model: nn.Module, features: torch.Tensor) -> torch.Tensor:

@@ -1,26 +1,14 @@
 """Fit many FFNs (every frame × seed of one video) as one batched model.
 
-The weights of M FFNs are stacked ([M, out, in] per layer) and trained by one Adam over the
-stacked tensors with loss Σ_m MSE_m. Adam's update is elementwise and ∂(Σ_m MSE_m)/∂θ_m =
-∂MSE_m/∂θ_m, so every model follows exactly its own optimisation, as if trained alone by
-`train_ffn` with its seed. Only the floating-point summation order of the matrix products
-differs: one step's gradients agree to ~1e-7 relative, and small models stay within ~1e-7 over
-hundreds of steps; but full-batch Adam on a ReLU MLP amplifies rounding differences, so paper-size
-models drift apart over long runs (measured: |Δw| ≲ 1e-2, |ΔPSNR| ≲ 5e-3 dB after 200 steps at
-64×128), as they would under any change of matrix kernel.
-
-Models that share a seed share the Fourier matrix B and hence the features γ of the pixel grid:
-their first layers run as one matrix product γ @ [W_1 … W_k]ᵀ (γ is read once, held once), the
-later layers as batched products (`baddbmm`). The features are computed once: B is not trained.
-On the CPU, each step's gradient is accumulated over pixel chunks so the activations of a group
-stay in cache; on a GPU the whole image goes at once.
+The models of one video are trained in groups; each group is one `StackedFFN`
+(xinc.train.stacked) trained by one Adam, so that every model follows its own optimisation, as
+if trained alone by `train_ffn` with its seed.
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -28,41 +16,16 @@ import numpy as np
 import torch
 
 from xinc.device import describe_device, reproducible, resolve_device
-from xinc.models import FFN, build_model, ffn_coords, initial_model, model_config
-from xinc.train.common import (
-    LOG,
-    parse_settings,
-    progress_bar,
-    quantized_metrics,
-    write_outputs,
-)
+from xinc.models import build_model, ffn_coords, initial_model, model_config
+from xinc.train.common import LOG, parse_settings, progress_bar, quantized_metrics, write_outputs
 from xinc.train.ffn import FFNTrainConfig, evaluate_ffn
-from xinc.train.metrics import psnr_per_frame, quantize_8bit
-from xinc.train.resume import (
-    fingerprint,
-    load_state,
-    remove_state,
-    restore_rng_states,
-    rng_states,
-    save_state,
-)
+from xinc.train.loop import Fit, Loop
+from xinc.train.resume import fingerprint, load_state, remove_state, save_state
+from xinc.train.stacked import StackedFFN, evaluate_stacked, pixel_chunk
 
 # models per group when `batch_models` is 0 (automatic), by device type (others: all models in
-# one group). On a 2-core CPU (xinc.bench.train, 30 frames, 20 steps) groups of 8 trained 1.29×
-# (64×128) and 1.41× (128×256) as many models per minute as `train_ffn` one by one; one group of
-# 30 gave 1.17× and 1.28×
+# one group); the measurements behind 8 are in docs/benchmarks.md §1
 AUTO_GROUP = {"cpu": 8}
-# on the CPU, pixels per gradient chunk so that one hidden activation of the group holds about
-# this many values (≈2 MB: the working set stays in cache); GPUs take the whole image at once
-CPU_CHUNK_VALUES = 1 << 19
-
-
-def pixel_chunk(device: torch.device, n_models: int, width: int, n_pixels: int) -> int:
-    """Pixels per forward/backward chunk (a power of two ≥ 256, or the whole image)."""
-    if device.type != "cpu":
-        return n_pixels
-    rows = max(CPU_CHUNK_VALUES // (n_models * width), 256)
-    return min(1 << (rows.bit_length() - 1), n_pixels)
 
 
 @dataclass(frozen=True)
@@ -75,100 +38,12 @@ class Member:
     seed: int
 
 
-class StackedFFN:
-    """M FFNs with stacked weights; members with equal seeds are adjacent and share γ."""
-
-    def __init__(self, models: Sequence[FFN], seeds: Sequence[int], device: torch.device) -> None:
-        self.layers = len(models[0].net)
-        self.params: list[torch.Tensor] = []  # W_1, b_1, W_2, b_2, … stacked over models
-        for i in range(self.layers):
-            for name in ("weight", "bias"):
-                stacked = torch.stack([getattr(m.net[i].linear, name).detach() for m in models])
-                self.params.append(stacked.to(device).requires_grad_(True))
-        self.B = torch.stack([m.positional_encoding.B for m in models]).to(device)
-        # runs of adjacent members with the same seed: (start, stop) of each
-        self.runs: list[tuple[int, int]] = []
-        for m, seed in enumerate(seeds):
-            if self.runs and seeds[self.runs[-1][0]] == seed:
-                self.runs[-1] = (self.runs[-1][0], m + 1)
-            else:
-                self.runs.append((m, m + 1))
-        self.features: list[torch.Tensor] = []
-
-    def __len__(self) -> int:
-        return self.B.shape[0]
-
-    @torch.no_grad()
-    def set_coords(self, coords: torch.Tensor) -> None:
-        """Cache γ of every run (computed exactly as `FourierFeatures.forward`)."""
-        self.features = []
-        for start, _ in self.runs:
-            proj = (2 * torch.pi * coords) @ self.B[start].T
-            self.features.append(torch.cat([torch.sin(proj), torch.cos(proj)], dim=-1))
-
-    @property
-    def n_pixels(self) -> int:
-        return self.features[0].shape[0]
-
-    def forward(self, rows: slice = slice(None)) -> torch.Tensor:
-        """Outputs of all models at the cached coordinates `rows`, [M, P', 3]."""
-        w1, b1 = self.params[0], self.params[1]
-        n_out, n_in = w1.shape[1:]
-        parts = []
-        for (start, stop), gamma in zip(self.runs, self.features, strict=True):
-            k = stop - start
-            h = torch.addmm(
-                b1[start:stop].reshape(k * n_out),
-                gamma[rows],
-                w1[start:stop].reshape(k * n_out, n_in).T,
-            )
-            parts.append(h.view(-1, k, n_out))
-        x = (parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)).transpose(0, 1)
-        for i in range(1, self.layers):
-            x = torch.relu(x)
-            w, b = self.params[2 * i], self.params[2 * i + 1]
-            x = torch.baddbmm(b.unsqueeze(1), x, w.transpose(1, 2))
-        return x
-
-    def backward(self, target: torch.Tensor, chunk: int) -> torch.Tensor:
-        """Accumulate ∂(Σ_m MSE_m)/∂params over pixel chunks; returns Σ_m MSE_m (detached).
-
-        Chunking keeps the activations of all models small (cache-resident on a CPU); the
-        gradient is the full-image one (each chunk's squared errors are divided by the full
-        count, as the mean over the image does).
-        """
-        n = self.n_pixels * target.shape[-1]
-        total = torch.zeros((), device=target.device)
-        for a in range(0, self.n_pixels, chunk):
-            rows = slice(a, a + chunk)
-            loss = (self.forward(rows) - target[:, rows]).pow(2).sum() / n
-            loss.backward()
-            total += loss.detach()
-        return total
-
-    def state_dict(self, m: int, params: Sequence[torch.Tensor] | None = None) -> dict:
-        """Model m as the state dict of a plain FFN (from `params`, default the current)."""
-        params = self.params if params is None else params
-        state = {"positional_encoding.B": self.B[m]}
-        for i in range(self.layers):
-            state[f"net.{i}.linear.weight"] = params[2 * i][m].detach()
-            state[f"net.{i}.linear.bias"] = params[2 * i + 1][m].detach()
-        return state
-
-
-def train_ffn_batch(
-    frames: np.ndarray,
-    model_settings: dict[str, Any],
-    train_settings: dict[str, Any],
-    *,
-    seeds: Sequence[int],
-    frame_ids: Sequence[int],
-    outputs: Sequence[tuple[str | Path, str | Path]],
-    device: str | torch.device = "auto",
-    meta: dict[str, Any] | None = None,
-    progress: bool = True,
-    state_path: str | Path | None = None,
-) -> list[dict[str, Any]]:
+def train_ffn_batch(frames: np.ndarray, model_settings: dict[str, Any],
+                    train_settings: dict[str, Any], *, seeds: Sequence[int],
+                    frame_ids: Sequence[int], outputs: Sequence[tuple[str | Path, str | Path]],
+                    device: str | torch.device = "auto", meta: dict[str, Any] | None = None,
+                    progress: bool = True, state_path: str | Path | None = None,
+                    ) -> list[dict[str, Any]]:
     """Fit one FFN per (frame, seed) pair of `frames` (uint8 [N, H, W, 3]), all together.
 
     `frame_ids[i]` is the index in the video of `frames[i]` (stored as meta `frame`).
@@ -184,205 +59,196 @@ def train_ffn_batch(
     `AUTO_GROUP` on the CPU); equal seeds are grouped together so they share the Fourier
     features. Outputs are written only when every group has finished.
 
-    Resuming: with `checkpoint_every` > 0, the state of the whole batch (finished groups'
-    results included) is written to `state_path` (required then) every that many steps; an
-    existing state file of the same run (settings, seeds, frames, grouping) is continued from,
-    one of another run set aside with a warning (as `train_nerv`); it is removed after the
-    outputs are written.
+    Resuming: with a `state_path`, the state of the whole batch (finished groups' results
+    included) is written there every `checkpoint_every` steps (setting; 0 = never) and after
+    each group; an existing state file of the same run (settings, seeds, frames, grouping) is
+    continued from, one of another run set aside with a warning (as `train_nerv`); it is removed
+    after the outputs are written. Without a `state_path` no state is written, and a
+    `checkpoint_every` > 0 given in `train_settings` is an error.
     """
     cfg = parse_settings(FFNTrainConfig, train_settings, "FFN training")
     frames = np.asarray(frames)
-    if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3:
-        raise ValueError(f"FFN frames must be uint8 [N, H, W, 3], got {frames.dtype}{frames.shape}")
-    n_frames, height, width = frames.shape[:3]
     seeds, frame_ids = [int(s) for s in seeds], [int(f) for f in frame_ids]
-    if not seeds or len(set(seeds)) != len(seeds):
-        raise ValueError(f"seeds must be a non-empty list of distinct seeds, got {seeds}")
-    if n_frames == 0 or len(frame_ids) != n_frames:
-        raise ValueError(f"{len(frame_ids)} frame_ids for {n_frames} frames")
-    if len(outputs) != n_frames * len(seeds):
-        raise ValueError(
-            f"{len(outputs)} outputs for {n_frames} frames × {len(seeds)} seeds; give one "
-            "(ckpt_path, metrics_path) per pair, frames-major then seeds"
-        )
-    if cfg.checkpoint_every and state_path is None:
-        raise ValueError("checkpoint_every > 0 needs a state_path for the batch's training state")
-    model_cfg = model_config("ffn", model_settings)
-    dev = resolve_device(device)
-    members = [
-        Member(i * len(seeds) + j, i, frame_ids[i], seed)
-        for j, seed in enumerate(seeds)
-        for i in range(n_frames)
-    ]  # seed-major, so that equal seeds are adjacent
-    size = cfg.batch_models or AUTO_GROUP.get(dev.type, len(members))
-    groups = [members[g : g + size] for g in range(0, len(members), size)]
-    run_id = fingerprint(
-        "ffn-batch", model_cfg.to_dict(), cfg, seeds, frames, frame_ids=frame_ids, group=size
-    )
-    targets = torch.from_numpy(frames.reshape(n_frames, -1, 3).astype(np.float32) / 255.0)
-    coords = ffn_coords(height, width, model_cfg.coords).to(dev)
-    done: list[dict[str, Any]] = []  # per finished member: state dict, history, best, seconds
-    with reproducible(dev):
-        state = load_state(state_path, run_id, map_location="cpu")
-        resume = None
-        if state is not None:
-            done, resume = state["done"], state["group_state"]
-            LOG.info(
-                "resumed batched FFN training from %s: %d of %d models done, next group at step %d",
-                state_path,
-                len(done),
-                len(members),
-                resume["step"] if resume else 0,
-            )
-
-        def save(group_state: dict[str, Any] | None) -> None:
-            save_training_state(state_path, run_id, {"done": done, "group_state": group_state})
-
-        desc = f"ffn steps ({len(members)} models)"
-        with progress_bar(cfg.steps * len(groups), desc, progress) as bar:
-            bar.update(cfg.steps * (len(done) // size))
-            for g in range(len(done) // size, len(groups)):
-                done += _train_group(
-                    groups[g],
-                    model_settings,
-                    cfg,
-                    targets,
-                    coords,
-                    dev,
-                    bar,
-                    resume=resume,
-                    save=save,
-                    label=f"group {g + 1}/{len(groups)}",
-                )
-                resume = None
-                if cfg.checkpoint_every and g + 1 < len(groups):
-                    save(None)
-    results = {r["index"]: r for r in done}
-    metrics = []
-    with torch.random.fork_rng(devices=[]):  # leave the global RNG as training left it
-        template = build_model("ffn", model_settings).to(dev)
-    for member in sorted(members, key=lambda m: m.index):
-        result = results[member.index]
-        template.load_state_dict(result["state_dict"])
-        ckpt_path, metrics_path = outputs[member.index]
-        base_meta = {"height": height, "width": width, "seed": member.seed, "psnr": result["psnr"]}
-        model_meta = base_meta | (meta or {}) | {"frame": member.frame_id}
-        metrics.append(
-            write_outputs(
-                template,
-                arch="ffn",
-                ckpt_path=ckpt_path,
-                metrics_path=metrics_path,
-                meta=model_meta,
-                psnr=result["psnr"],
-                history=result["history"],
-                seconds=result["seconds"],
-                device=describe_device(dev),
-                seed=member.seed,
-                extra=quantized_metrics(
-                    template,
-                    lambda m, row=member.row: evaluate_ffn(m, coords, targets[row].to(dev)),
-                    height * width,
-                ),
-            )
-        )
+    check_batch(frames, seeds, frame_ids, len(outputs))
+    if state_path is None:
+        if train_settings.get("checkpoint_every"):
+            raise ValueError("checkpoint_every > 0 needs a state_path for the batch's training "
+                             "state")
+        cfg = replace(cfg, checkpoint_every=0)
+    batch = Batch.plan(frames, model_settings, cfg, seeds, frame_ids, resolve_device(device))
+    run_id = fingerprint("ffn-batch", model_config("ffn", model_settings).to_dict(), cfg, seeds,
+                         frames, frame_ids=frame_ids, group=batch.size)
+    with reproducible(batch.device):
+        results = train_groups(batch, state_path, run_id, progress)
+    metrics = batch.write(results, outputs, meta or {})
     remove_state(state_path)
     return metrics
 
 
-def _train_group(
-    members: list[Member],
-    model_settings: dict[str, Any],
-    cfg: FFNTrainConfig,
-    targets: torch.Tensor,
-    coords: torch.Tensor,
-    dev: torch.device,
-    bar: Any,
-    *,
-    resume: dict[str, Any] | None,
-    save: Callable[[dict[str, Any]], None],
-    label: str,
-) -> list[dict[str, Any]]:
-    """Train one group; returns per member: index, best state dict, psnr, history, seconds."""
-    start = time.perf_counter()
-    models = []
-    for member in members:
-        models.append(initial_model("ffn", model_settings, member.seed))  # as train_ffn
-    stacked = StackedFFN(models, [m.seed for m in members], dev)
-    stacked.set_coords(coords)
-    target = targets[[m.row for m in members]].to(dev)
-    optimizer = torch.optim.Adam(stacked.params, lr=cfg.lr, betas=(0.9, 0.999))
-    n = len(members)
-    histories: list[list[list[float]]] = [[] for _ in range(n)]
-    best = torch.full((n,), float("-inf"), dtype=torch.float64)
-    best_params = [p.detach().clone() for p in stacked.params]
-    first_step, seconds_before = 0, 0.0
-    if resume is not None:
+def check_batch(frames: np.ndarray, seeds: list[int], frame_ids: list[int], n_outputs: int,
+                ) -> None:
+    """Refuse frames that are not uint8 [N, H, W, 3], repeated seeds, and counts of frame ids
+    or outputs that do not fit."""
+    if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3:
+        raise ValueError(f"FFN frames must be uint8 [N, H, W, 3], got {frames.dtype}{frames.shape}")
+    n_frames = frames.shape[0]
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise ValueError(f"seeds must be a non-empty list of distinct seeds, got {seeds}")
+    if n_frames == 0 or len(frame_ids) != n_frames:
+        raise ValueError(f"{len(frame_ids)} frame_ids for {n_frames} frames")
+    if n_outputs != n_frames * len(seeds):
+        raise ValueError(
+            f"{n_outputs} outputs for {n_frames} frames × {len(seeds)} seeds; give one "
+            "(ckpt_path, metrics_path) per pair, frames-major then seeds"
+        )
+
+
+@dataclass
+class Batch:
+    """What one `train_ffn_batch` call trains: its models, in groups, and their targets."""
+
+    model_settings: dict[str, Any]
+    cfg: FFNTrainConfig
+    members: list[Member]  # seed-major, so that equal seeds are adjacent
+    size: int  # models per group
+    shape: tuple[int, int]  # height, width
+    targets: torch.Tensor  # float32 [N, H·W, 3] in [0, 1], on the CPU
+    coords: torch.Tensor  # the pixel grid, on `device`
+    device: torch.device
+
+    @classmethod
+    def plan(cls, frames: np.ndarray, model_settings: dict[str, Any], cfg: FFNTrainConfig,
+             seeds: list[int], frame_ids: list[int], device: torch.device) -> Batch:
+        n_frames, height, width = frames.shape[:3]
+        members = [Member(i * len(seeds) + j, i, frame_ids[i], seed)
+                   for j, seed in enumerate(seeds) for i in range(n_frames)]
+        size = cfg.batch_models or AUTO_GROUP.get(device.type, len(members))
+        targets = torch.from_numpy(frames.reshape(n_frames, -1, 3).astype(np.float32) / 255.0)
+        coords = ffn_coords(height, width, model_config("ffn", model_settings).coords)
+        return cls(model_settings, cfg, members, size, (height, width), targets,
+                   coords.to(device), device)
+
+    @property
+    def groups(self) -> list[list[Member]]:
+        return [self.members[g : g + self.size] for g in range(0, len(self.members), self.size)]
+
+    def write(self, results: list[dict[str, Any]], outputs: Sequence[tuple[str | Path, str | Path]],
+              meta: dict[str, Any]) -> list[dict[str, Any]]:
+        """Each model's checkpoint and metrics, as `train_ffn` writes them, in `outputs` order."""
+        by_index = {r["index"]: r for r in results}
+        (height, width), dev = self.shape, self.device
+        with torch.random.fork_rng(devices=[]):  # leave the global RNG as training left it
+            template = build_model("ffn", self.model_settings).to(dev)
+        metrics = []
+        for member in sorted(self.members, key=lambda m: m.index):
+            result = by_index[member.index]
+            template.load_state_dict(result["state_dict"])
+            target = self.targets[member.row].to(dev)
+            ckpt_path, metrics_path = outputs[member.index]
+            base_meta = {"height": height, "width": width, "seed": member.seed,
+                         "psnr": result["psnr"]}
+            metrics.append(write_outputs(
+                template, arch="ffn", ckpt_path=ckpt_path, metrics_path=metrics_path,
+                meta=base_meta | meta | {"frame": member.frame_id}, psnr=result["psnr"],
+                history=result["history"], seconds=result["seconds"],
+                device=describe_device(dev), seed=member.seed,
+                extra=quantized_metrics(template, lambda m, t=target: evaluate_ffn(
+                    m, self.coords, t), height * width)))
+        return metrics
+
+
+def train_groups(batch: Batch, state_path: str | Path | None, run_id: dict[str, Any],
+                 progress: bool) -> list[dict[str, Any]]:
+    """Train the groups in turn, from the batch's state file when it is this run's; per model:
+    index, best state dict, psnr, history, seconds."""
+    state = load_state(state_path, run_id, map_location="cpu")
+    done, resume = ([], None) if state is None else (state["done"], state["group_state"])
+    if state is not None:
+        LOG.info("resumed batched FFN training from %s: %d of %d models done, next group at "
+                 "step %d", state_path, len(done), len(batch.members),
+                 resume["step"] if resume else 0)
+
+    def save(group_state: dict[str, Any] | None) -> None:
+        save_training_state(state_path, run_id, {"done": done, "group_state": group_state})
+
+    groups, steps = batch.groups, batch.cfg.steps
+    with progress_bar(steps * len(groups), f"ffn steps ({len(batch.members)} models)",
+                      progress) as bar:
+        bar.update(steps * (len(done) // batch.size))
+        for g in range(len(done) // batch.size, len(groups)):
+            loop = Loop("step", steps, batch.cfg.eval_every, batch.cfg.checkpoint_every, save)
+            fit = GroupFit(batch, groups[g], label=f"group {g + 1}/{len(groups)}")
+            loop.run(fit, bar, loop.resume(fit, resume))
+            done += fit.results(loop.seconds())
+            resume = None
+            if batch.cfg.checkpoint_every and g + 1 < len(groups):
+                save(None)
+    return done
+
+
+class GroupFit(Fit):
+    """One group's steps: the stacked models, one Adam, each model's own best weights."""
+
+    def __init__(self, batch: Batch, members: list[Member], label: str) -> None:
+        models = [initial_model("ffn", batch.model_settings, m.seed) for m in members]
+        self.stacked = StackedFFN(models, [m.seed for m in members], batch.device)
+        self.stacked.set_coords(batch.coords)
+        self.members, self.cfg, self.label, self.device = members, batch.cfg, label, batch.device
+        self.target = batch.targets[[m.row for m in members]].to(batch.device)
+        self.optimizer = torch.optim.Adam(self.stacked.params, lr=self.cfg.lr, betas=(0.9, 0.999))
+        n = len(members)
+        self.histories: list[list[list[float]]] = [[] for _ in range(n)]
+        self.best = torch.full((n,), float("-inf"), dtype=torch.float64)
+        self.best_params = [p.detach().clone() for p in self.stacked.params]
+        self.chunk = pixel_chunk(batch.device, n, self.stacked.params[0].shape[1],
+                                 self.stacked.n_pixels)
+        self.loss = self.scores = torch.zeros(())
+
+    def step(self, index: int) -> None:
+        self.optimizer.zero_grad(set_to_none=True)
+        self.loss = self.stacked.backward(self.target, self.chunk)
+        self.optimizer.step()
+
+    def evaluate(self, done: int) -> None:
+        scores = self.scores = evaluate_stacked(self.stacked, self.target, self.chunk)
+        better = (scores > self.best) | (not self.histories[0])  # or the first (as train_ffn)
+        for m, history in enumerate(self.histories):
+            history.append([done, float(scores[m])])
+        if better.any():
+            rows = better.nonzero().flatten().to(self.device)
+            with torch.no_grad():
+                for kept, p in zip(self.best_params, self.stacked.params, strict=True):
+                    kept[rows] = p[rows]
+            self.best = torch.where(better, scores, self.best)
+        LOG.info("%s step %d/%d  psnr mean %.2f (min %.2f, max %.2f) dB", self.label, done,
+                 self.cfg.steps, float(scores.mean()), float(scores.min()), float(scores.max()))
+
+    def postfix(self, evaluated: bool) -> dict[str, str] | None:
+        if not evaluated:
+            return None
+        return {"loss": f"{self.loss.item() / len(self.members):.3g}",
+                "psnr": f"{float(self.scores.mean()):.2f}"}
+
+    def state(self) -> dict[str, Any]:
+        return {"params": [p.detach() for p in self.stacked.params],
+                "optimizer": self.optimizer.state_dict(), "histories": self.histories,
+                "best": self.best, "best_params": self.best_params}
+
+    def restore(self, state: dict[str, Any]) -> None:
         with torch.no_grad():
-            for p, saved in zip(stacked.params, resume["params"], strict=True):
+            for p, saved in zip(self.stacked.params, state["params"], strict=True):
                 p.copy_(saved)
-        optimizer.load_state_dict(resume["optimizer"])
-        restore_rng_states(resume["rng"], dev)
-        first_step, histories = resume["step"], resume["histories"]
-        best = resume["best"]
-        best_params = [p.to(dev) for p in resume["best_params"]]
-        seconds_before = resume["seconds"]
-        bar.update(first_step)
-    chunk = pixel_chunk(dev, n, stacked.params[0].shape[1], stacked.n_pixels)
-    for step in range(first_step, cfg.steps):
-        optimizer.zero_grad(set_to_none=True)
-        loss = stacked.backward(target, chunk)
-        optimizer.step()
-        done = step + 1
-        if done % cfg.eval_every == 0 or done == cfg.steps:
-            scores = evaluate_stacked(stacked, target, chunk)
-            # strictly better, or the first evaluation (as train_ffn)
-            better = (scores > best) | (not histories[0])
-            for m in range(n):
-                histories[m].append([done, float(scores[m])])
-            if better.any():
-                rows = better.nonzero().flatten().to(dev)
-                with torch.no_grad():
-                    for kept, p in zip(best_params, stacked.params, strict=True):
-                        kept[rows] = p[rows]
-                best = torch.where(better, scores, best)
-            LOG.info(
-                "%s step %d/%d  psnr mean %.2f (min %.2f, max %.2f) dB",
-                label,
-                done,
-                cfg.steps,
-                float(scores.mean()),
-                float(scores.min()),
-                float(scores.max()),
-            )
-            bar.set_postfix(
-                loss=f"{loss.item() / n:.3g}", psnr=f"{float(scores.mean()):.2f}", refresh=False
-            )
-        bar.update()
-        if cfg.checkpoint_every and done % cfg.checkpoint_every == 0 and done < cfg.steps:
-            save(
-                {
-                    "step": done,
-                    "params": [p.detach() for p in stacked.params],
-                    "optimizer": optimizer.state_dict(),
-                    "rng": rng_states(dev),
-                    "histories": histories,
-                    "best": best,
-                    "best_params": best_params,
-                    "seconds": seconds_before + time.perf_counter() - start,
-                }
-            )
-    seconds = (seconds_before + time.perf_counter() - start) / n
-    return [
-        {
-            "index": member.index,
-            "state_dict": {k: v.cpu() for k, v in stacked.state_dict(m, best_params).items()},
-            "psnr": float(best[m]),
-            "history": histories[m],
-            "seconds": seconds,
-        }
-        for m, member in enumerate(members)
-    ]
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.histories, self.best = state["histories"], state["best"]
+        self.best_params = [p.to(self.device) for p in state["best_params"]]
+
+    def results(self, seconds: float) -> list[dict[str, Any]]:
+        """Per model: index, best state dict (CPU), psnr, history, its share of `seconds`."""
+        return [{"index": member.index, "psnr": float(self.best[m]),
+                 "state_dict": {k: v.cpu() for k, v in self.stacked.state_dict(
+                     m, self.best_params).items()},
+                 "history": self.histories[m], "seconds": seconds / len(self.members)}
+                for m, member in enumerate(self.members)]
 
 
 def save_training_state(path: Path, run_id: dict[str, Any], state: dict[str, Any]) -> None:
@@ -395,20 +261,3 @@ def save_training_state(path: Path, run_id: dict[str, Any], state: dict[str, Any
         len(state["done"]),
         f", next group at step {group['step']}" if group else "",
     )
-
-
-@torch.no_grad()
-def evaluate_stacked(stacked: StackedFFN, target: torch.Tensor, chunk: int) -> torch.Tensor:
-    """PSNR of every model (output clamped and rounded to 8-bit levels), float64 [M] on CPU."""
-    pred = torch.cat(
-        [
-            quantize_8bit(stacked.forward(slice(a, a + chunk)))
-            for a in range(0, stacked.n_pixels, chunk)
-        ],
-        dim=1,
-    )
-    scores = [
-        psnr_per_frame(p.reshape(1, -1), t.reshape(1, -1))
-        for p, t in zip(pred, target, strict=True)
-    ]
-    return torch.cat(scores).double().cpu()

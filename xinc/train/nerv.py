@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -12,34 +11,31 @@ import numpy as np
 import torch
 from torch import nn
 
+from xinc.config import schema_defaults
 from xinc.device import describe_device, reproducible, resolve_device
 from xinc.models import initial_model, model_config
-from xinc.train.common import LOG, parse_settings, progress_bar, quantized_metrics, write_outputs
+from xinc.models.nerv import NeRVConfig
+from xinc.train.common import LOG, parse_settings, quantized_metrics, write_outputs
+from xinc.train.loop import Fit, Loop, run_resumable
 from xinc.train.metrics import psnr_per_frame
-from xinc.train.resume import (
-    default_state_path,
-    fingerprint,
-    load_state,
-    remove_state,
-    restore_rng_states,
-    rng_states,
-    save_state,
-)
+from xinc.train.resume import default_state_path, fingerprint, remove_state, save_state
 from xinc.train.schedule import warmup_cosine_lr
 
 EVAL_CHUNK = 8
+DEFAULTS = schema_defaults("train", "nerv")  # config.schema.yaml: one source of the defaults
 
 
 @dataclass(frozen=True)
 class NeRVTrainConfig:
-    """Training settings; defaults are the authors' (batch 2, lr 1e-3, `cosine_0.1_1_0.1`)."""
+    """Training settings; defaults are the schema's `train.nerv` (the authors' batch 2, lr 1e-3,
+    `cosine_0.1_1_0.1`, 1000 epochs)."""
 
-    epochs: int = 1000
-    lr: float = 1e-3
-    batch_size: int = 2
-    eval_every: int = 50
-    warmup: float = 0.1
-    checkpoint_every: int = 0  # epochs between resumable state files; 0 = never
+    epochs: int = DEFAULTS["epochs"]
+    lr: float = DEFAULTS["lr"]
+    batch_size: int = DEFAULTS["batch_size"]
+    eval_every: int = DEFAULTS["eval_every"]
+    warmup: float = DEFAULTS["warmup"]
+    checkpoint_every: int = DEFAULTS["checkpoint_every"]  # epochs between state files; 0 = never
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "eval_every"):
@@ -72,19 +68,11 @@ def evaluate_nerv(model: nn.Module, t: torch.Tensor, targets: torch.Tensor) -> f
     return float(torch.cat(scores).mean())
 
 
-def train_nerv(
-    frames: np.ndarray,
-    model_settings: dict[str, Any],
-    train_settings: dict[str, Any],
-    *,
-    seed: int,
-    ckpt_path: str | Path,
-    metrics_path: str | Path,
-    device: str | torch.device = "auto",
-    meta: dict[str, Any] | None = None,
-    progress: bool = True,
-    state_path: str | Path | None = None,
-) -> dict[str, Any]:
+def train_nerv(frames: np.ndarray, model_settings: dict[str, Any],
+               train_settings: dict[str, Any], *, seed: int, ckpt_path: str | Path,
+               metrics_path: str | Path, device: str | torch.device = "auto",
+               meta: dict[str, Any] | None = None, progress: bool = True,
+               state_path: str | Path | None = None) -> dict[str, Any]:
     """Fit a NeRV to `frames` (float32 [T, H, W, 3], the unclamped bicubic targets).
 
     Adam with the warm-up + cosine schedule set every iteration, shuffled batches (seeded,
@@ -102,6 +90,33 @@ def train_nerv(
     cfg = parse_settings(NeRVTrainConfig, train_settings, "NeRV training")
     t, targets = nerv_inputs(frames)
     n_frames, _, height, width = targets.shape
+    model_cfg = nerv_config(model_settings, height, width)
+    if cfg.batch_size > n_frames:
+        raise ValueError(f"batch_size {cfg.batch_size} exceeds the number of frames {n_frames}")
+    dev = resolve_device(device)
+    state_file = Path(state_path) if state_path is not None else default_state_path(ckpt_path)
+    run_id = fingerprint("nerv", model_cfg.to_dict(), cfg, seed, frames)
+    loop = Loop("epoch", cfg.epochs, cfg.eval_every, cfg.checkpoint_every,
+                lambda state: save_training_state(state_file, run_id, state))
+    with reproducible(dev):
+        model = initial_model("nerv", model_settings, seed).to(dev)
+        fit = NeRVFit(model, t.to(dev), targets.to(dev), cfg, seed)
+        run_resumable(fit, loop, state_file, run_id, name="NeRV", progress=progress)
+        seconds = loop.seconds()
+    score = fit.score()
+    base_meta = {"frames": n_frames, "height": height, "width": width, "seed": seed, "psnr": score}
+    metrics = write_outputs(
+        model, arch="nerv", ckpt_path=ckpt_path, metrics_path=metrics_path,
+        meta=base_meta | (meta or {}), psnr=score, history=fit.history, seconds=seconds,
+        device=describe_device(dev), seed=seed,
+        extra=quantized_metrics(model, lambda m: evaluate_nerv(m, fit.t, fit.targets),
+                                n_frames * height * width, frames=n_frames))
+    remove_state(state_file)
+    return metrics
+
+
+def nerv_config(model_settings: dict[str, Any], height: int, width: int) -> NeRVConfig:
+    """The NeRV's config, checked to render `height`×`width` frames."""
     model_cfg = model_config("nerv", model_settings)
     if model_cfg.output_size != (height, width):
         scale = math.prod(model_cfg.strides)
@@ -111,87 +126,58 @@ def train_nerv(
             f"×{scale}) but the frames are {height}×{width}; set fc_hw to "
             f"[{height / scale:g}, {width / scale:g}] or resize the frames"
         )
-    if cfg.batch_size > n_frames:
-        raise ValueError(f"batch_size {cfg.batch_size} exceeds the number of frames {n_frames}")
-    dev = resolve_device(device)
-    state_file = Path(state_path) if state_path is not None else default_state_path(ckpt_path)
-    run_id = fingerprint("nerv", model_cfg.to_dict(), cfg, seed, frames)
-    start = time.perf_counter()
-    with reproducible(dev):
-        model = initial_model("nerv", model_settings, seed).to(dev)
-        t, targets = t.to(dev), targets.to(dev)
-        optimizer = torch.optim.Adam(
-            model.parameters(), lr=cfg.lr, betas=(0.9, 0.999), fused=True
-        )
-        order_rng = torch.Generator().manual_seed(seed)
-        iters = n_frames // cfg.batch_size
-        history: list[list[float]] = []
-        first_epoch, seconds_before = 0, 0.0
-        state = load_state(state_file, run_id, map_location=dev)
-        if state is not None:
-            model.load_state_dict(state["model"])
-            optimizer.load_state_dict(state["optimizer"])
-            restore_rng_states(state["rng"], dev, order_rng)
-            first_epoch, history = state["epoch"], state["history"]
-            seconds_before = state["seconds"]
-            LOG.info("resumed NeRV training from %s at epoch %d/%d", state_file, first_epoch,
-                     cfg.epochs)
-        score = history[-1][1] if history else float("nan")
-        with progress_bar(cfg.epochs, "nerv epochs", progress) as bar:
-            bar.update(first_epoch)
-            for epoch in range(first_epoch, cfg.epochs):
-                order = torch.randperm(n_frames, generator=order_rng).to(dev)
-                loss_sum = torch.zeros((), device=dev)
-                for it in range(iters):
-                    lr = warmup_cosine_lr((epoch + it / iters) / cfg.epochs, cfg.lr, cfg.warmup)
-                    for group in optimizer.param_groups:
-                        group["lr"] = lr
-                    idx = order[it * cfg.batch_size : (it + 1) * cfg.batch_size]
-                    loss = (model(t[idx]) - targets[idx]).pow(2).flatten(1).mean(dim=1).mean()
-                    optimizer.zero_grad(set_to_none=True)
-                    loss.backward()
-                    optimizer.step()
-                    loss_sum += loss.detach()
-                if (epoch + 1) % cfg.eval_every == 0 or epoch + 1 == cfg.epochs:
-                    score = evaluate_nerv(model, t, targets)
-                    history.append([epoch + 1, score])
-                    LOG.info("epoch %d/%d  psnr %.2f dB", epoch + 1, cfg.epochs, score)
-                bar.set_postfix(
-                    loss=f"{float(loss_sum) / iters:.3g}", psnr=f"{score:.2f}", refresh=False
-                )
-                bar.update()
-                done = epoch + 1
-                if cfg.checkpoint_every and done % cfg.checkpoint_every == 0 and done < cfg.epochs:
-                    save_training_state(
-                        state_file,
-                        run_id,
-                        {
-                            "epoch": done,
-                            "model": model.state_dict(),
-                            "optimizer": optimizer.state_dict(),
-                            "rng": rng_states(dev, order_rng),
-                            "history": history,
-                            "seconds": seconds_before + time.perf_counter() - start,
-                        },
-                    )
-        seconds = seconds_before + time.perf_counter() - start
-    base_meta = {"frames": n_frames, "height": height, "width": width, "seed": seed, "psnr": score}
-    metrics = write_outputs(
-        model,
-        arch="nerv",
-        ckpt_path=ckpt_path,
-        metrics_path=metrics_path,
-        meta=base_meta | (meta or {}),
-        psnr=score,
-        history=history,
-        seconds=seconds,
-        device=describe_device(dev),
-        seed=seed,
-        extra=quantized_metrics(model, lambda m: evaluate_nerv(m, t, targets),
-                                n_frames * height * width, frames=n_frames),
-    )
-    remove_state(state_file)
-    return metrics
+    return model_cfg
+
+
+class NeRVFit(Fit):
+    """NeRV epochs: shuffled batches of frames, the learning rate set every iteration."""
+
+    def __init__(self, model: nn.Module, t: torch.Tensor, targets: torch.Tensor,
+                 cfg: NeRVTrainConfig, seed: int) -> None:
+        self.model, self.t, self.targets, self.cfg = model, t, targets, cfg
+        self.device = t.device
+        self.optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(0.9, 0.999),
+                                          fused=True)
+        self.generator = torch.Generator().manual_seed(seed)  # the order of the frames
+        self.iters = len(t) // cfg.batch_size
+        self.history: list[list[float]] = []
+        self.loss_sum = torch.zeros((), device=self.device)
+
+    def score(self) -> float:
+        """The latest PSNR (NaN before the first evaluation)."""
+        return self.history[-1][1] if self.history else float("nan")
+
+    def step(self, index: int) -> None:
+        cfg, iters, model, t, targets = self.cfg, self.iters, self.model, self.t, self.targets
+        order = torch.randperm(len(t), generator=self.generator).to(self.device)
+        self.loss_sum = torch.zeros((), device=self.device)
+        for it in range(iters):
+            lr = warmup_cosine_lr((index + it / iters) / cfg.epochs, cfg.lr, cfg.warmup)
+            for group in self.optimizer.param_groups:
+                group["lr"] = lr
+            idx = order[it * cfg.batch_size : (it + 1) * cfg.batch_size]
+            loss = (model(t[idx]) - targets[idx]).pow(2).flatten(1).mean(dim=1).mean()
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            self.loss_sum += loss.detach()
+
+    def evaluate(self, done: int) -> None:
+        score = evaluate_nerv(self.model, self.t, self.targets)
+        self.history.append([done, score])
+        LOG.info("epoch %d/%d  psnr %.2f dB", done, self.cfg.epochs, score)
+
+    def postfix(self, evaluated: bool) -> dict[str, str]:
+        return {"loss": f"{float(self.loss_sum) / self.iters:.3g}", "psnr": f"{self.score():.2f}"}
+
+    def state(self) -> dict[str, Any]:
+        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "history": self.history}
+
+    def restore(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.history = state["history"]
 
 
 def save_training_state(path: Path, run_id: dict[str, Any], state: dict[str, Any]) -> None:

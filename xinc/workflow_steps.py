@@ -130,8 +130,8 @@ def canvas_model_stats(ckpts: Sequence[str | Path], groups: Sequence[str | Path]
                        meta: str | Path, frames: Sequence[int], outputs: Sequence[str | Path],
                        layers: Sequence[str], *, canvas: dict[str, Any], stats: dict[str, Any],
                        device: str = "auto", untrained: bool = False) -> None:
-    """Rules canvas_{nerv,ffn}: statistics of every layer at every frame of one job, in one
-    process so that start-up (torch, CUDA context, model load) is paid once.
+    """Rules canvas_stats_<arch>_<dataset>: statistics of every layer at every frame of one job,
+    in one process so that start-up (torch, CUDA context, model load) is paid once.
 
     `ckpts` holds one checkpoint (a NeRV: every frame of the one model) or one per frame (the
     FFNs of a video); `groups` one pixel-groups file per frame; `outputs` the statistics files

@@ -1,5 +1,6 @@
-"""The added per-frame statistics (docs/formats.md §6): τ_a, neurons per pixel, value curve,
-instance means, neuron feature vectors, contribution change — chunked = dense numpy."""
+"""The mass thresholds τ_a, neurons per pixel and the value curve of the per-frame statistics
+(docs/formats.md §6; `xinc.stats.tau`, `xinc.stats.mass`), with the instance means and neuron
+feature vectors of the same streams: chunked = dense numpy."""
 
 from __future__ import annotations
 
@@ -18,11 +19,10 @@ from xinc.stats import (
     canvas_pair_change,
     frame_stats,
     grid_groups,
-    pair_change,
     pixel_groups,
 )
-from xinc.stats import frame as frame_stats_mod
-from xinc.stats.frame import VALUE_LEVELS, grid_layout
+from xinc.stats import tau as tau_mod
+from xinc.stats.tau import VALUE_LEVELS
 
 
 def brute_tau(values: np.ndarray, a: float) -> float:
@@ -157,7 +157,7 @@ def test_pixel_pass_when_the_kept_pairs_overflow(monkeypatch, cap):
     """Past AMBIGUOUS_CAP kept τ-bin values (at the first chunk, midway, or never) pass 2
     falls back to feeding every value to the fine histogram and pass 3 counts the pixels:
     the same exact τ and neurons per pixel."""
-    monkeypatch.setattr(frame_stats_mod, "AMBIGUOUS_CAP", cap)
+    monkeypatch.setattr(tau_mod, "AMBIGUOUS_CAP", cap)
     maps = make_maps(0)
     n, h, w = maps.shape
     labels = make_labels(h, w, 0)
@@ -230,7 +230,7 @@ def test_pass_order_is_enforced():
 
 
 def test_pixel_pass_fallback(monkeypatch):
-    module = frame_stats_mod
+    module = tau_mod
     monkeypatch.setattr(module, "AMBIGUOUS_CAP", 0)
     maps = make_maps(2)
     n, h, w = maps.shape
@@ -243,27 +243,6 @@ def test_pixel_pass_fallback(monkeypatch):
     stats = frame_stats(counted, {}, n, h, w)
     assert len(calls) == 3
     check_against_dense(stats, maps, {})
-
-
-@pytest.mark.parametrize("chunk", [1, 4, 50])
-def test_pair_change_equals_dense(chunk):
-    rng = np.random.default_rng(chunk)
-    prev = rng.normal(size=(13, 6, 7)).astype(np.float32)
-    nxt = prev + rng.normal(scale=0.3, size=prev.shape).astype(np.float32)
-    nxt[2] = -prev[2]  # sign flips do not change |C|
-
-    def chunks(maps):
-        for i in range(0, 13, chunk):
-            ids = torch.arange(i, min(i + chunk, 13))
-            yield ids, torch.from_numpy(maps[ids.numpy()])
-    delta = pair_change(chunks(prev), chunks(nxt), n_neurons=13)
-    ref = np.abs(np.abs(nxt.astype(np.float64)) - np.abs(prev)).sum(0)
-    assert delta.dtype == np.float32 and delta.shape == (6, 7)
-    np.testing.assert_allclose(delta, ref, rtol=1e-5)
-    with pytest.raises(ValueError, match="lockstep"):
-        pair_change(chunks(prev), [(torch.arange(1, 2), torch.zeros(1, 6, 7))])
-    with pytest.raises(ValueError, match="exactly once"):
-        pair_change(chunks(prev), chunks(nxt), n_neurons=14)
 
 
 def synthetic_groups(h: int, w: int) -> dict[str, np.ndarray]:
@@ -300,25 +279,6 @@ def test_canvas_frame_stats_nerv_end_to_end_and_pair():
                                rtol=1e-5, atol=1e-6)
 
 
-def test_grid_groupings_are_summed_by_reshaping_and_agree_with_labels():
-    h, w = 12, 20
-    grids = grid_groups(h, w, (3, 4))
-    assert grid_layout(grids["grid_lattice"]) == ("lattice", 3, 4)
-    assert grid_layout(grids["grid_contiguous"]) == ("contiguous", 3, 4)
-    shuffled = grids["grid_lattice"].copy()
-    shuffled[0, 0], shuffled[0, 1] = shuffled[0, 1], shuffled[0, 0]
-    assert grid_layout(shuffled) is None
-    assert grid_layout(grid_groups(10, 20, (3, 4))["grid_contiguous"]) is None  # 3 ∤ 10
-    maps = torch.randn(5, h, w)
-    stats = FrameStats({**grids, "other": shuffled}, 5, h, w)
-    stats.update(torch.arange(5), maps)
-    flat = maps.abs().reshape(5, -1).double().numpy()
-    for name in ("grid_lattice", "grid_contiguous", "other"):
-        labels = {**grids, "other": shuffled}[name].ravel()
-        want = np.stack([np.bincount(labels, weights=row) for row in flat])
-        np.testing.assert_allclose(stats.group_sums[name], want, rtol=1e-5)
-
-
 def test_histograms_split_over_threads_equal_one_pass(monkeypatch):
     values = torch.from_numpy(np.random.default_rng(3).random(3_000_000, dtype=np.float32))
     monkeypatch.setattr(torch, "get_num_threads", lambda: 3)
@@ -331,17 +291,3 @@ def test_histograms_split_over_threads_equal_one_pass(monkeypatch):
     hist.add_fine(values)
     check_curve(*hist.curve(), values.numpy())
     assert hist.tau(0.5) == brute_tau(values.numpy(), 0.5)
-
-
-def test_workspaces_reuse_and_grow():
-    from xinc.stats.workspace import Workspaces
-
-    work, like = Workspaces(), torch.zeros(1)
-    a = work.get("x", (2, 3), like)
-    assert a.shape == (2, 3) and a.dtype == torch.float32
-    b = work.get("x", (3,), like)
-    assert b.data_ptr() == a.data_ptr()  # fits: the same memory
-    c = work.get("x", (4, 5), like)
-    assert c.shape == (4, 5) and c.numel() == 20  # grown
-    assert work.get("y", (2,), like, torch.int32).dtype == torch.int32
-    assert work.get("x", (4, 5), like).data_ptr() == c.data_ptr()
