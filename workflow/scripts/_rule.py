@@ -31,3 +31,8 @@ def start(snakemake) -> None:
               file=sys.__stderr__, flush=True)
 
     sys.excepthook = report
+
+
+def listed(files) -> list:
+    """A named input of one file or several, as a list."""
+    return [files] if isinstance(files, str) else list(files)

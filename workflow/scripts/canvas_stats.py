@@ -3,16 +3,11 @@ and canvas_stats_<arch>_untrained (one frame): every layer's maps, streamed into
 statistics (the canvas itself is never written)."""
 
 import torch
-from _rule import start
+from _rule import listed, start
 
 start(snakemake)
 
 from xinc.workflow_steps import canvas_model_stats
-
-
-def listed(files):
-    """A named input of one file or several, as a list."""
-    return [files] if isinstance(files, str) else list(files)
 
 
 torch.set_num_threads(snakemake.threads)

@@ -5,16 +5,11 @@ the kept maps (xinc.explorer.job)."""
 from pathlib import Path
 
 import torch
-from _rule import start
+from _rule import listed, start
 
 start(snakemake)
 
 from xinc.explorer import explorer_model_data
-
-
-def listed(files):
-    """A named input of one file or several, as a list."""
-    return [files] if isinstance(files, str) else list(files)
 
 
 torch.set_num_threads(snakemake.threads)

@@ -14,26 +14,12 @@ Names are imported from their submodule on first use (PEP 562), so the rules can
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from xinc.lazy import lazy_exports
 
 _EXPORTS = {
     "job": ("explorer_model_data",),
     "page": ("write_page",),
     "topk": ("pixel_topk",),
 }
-_MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
 
-__all__ = sorted(_MODULE_OF)
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _MODULE_OF:
-        raise AttributeError(f"module 'xinc.explorer' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"xinc.explorer.{_MODULE_OF[name]}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+__all__, __getattr__, __dir__ = lazy_exports(__name__, globals(), _EXPORTS)

@@ -6,8 +6,7 @@ statistics (figures, tables) does not import torch, which only computing them ne
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from xinc.lazy import lazy_exports
 
 _EXPORTS = {
     "frame": ("FrameStats", "canvas_frame_stats", "declared_nbytes", "declared_outputs",
@@ -22,18 +21,5 @@ _EXPORTS = {
     "spread": ("gini",),
     "variance": ("SIGNED_GROUPINGS", "grouping_variance", "stats_variances"),
 }
-_MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
 
-__all__ = sorted(_MODULE_OF)
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _MODULE_OF:
-        raise AttributeError(f"module 'xinc.stats' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"xinc.stats.{_MODULE_OF[name]}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+__all__, __getattr__, __dir__ = lazy_exports(__name__, globals(), _EXPORTS)
