@@ -10,6 +10,7 @@ import cv2
 import numpy as np
 import pandas as pd
 import pytest
+from explorer_files import read_js
 
 from tests.conftest import ROOT, snakemake
 from xinc.figure_plan import FIGURES
@@ -87,3 +88,17 @@ def test_custom_clip_runs_every_analysis_but_the_instance_based(custom_run):
     assert set(findings["data"]) == {"custom"}
     assert not {"fig04", "fig08"} & set(findings["figure"])
     assert {"fig06", "fig07"} <= set(findings["figure"])
+
+
+def test_custom_clip_has_an_explorer_of_its_traced_layers(custom_run):
+    """The user's own clip (no masks) in the explorer: its traced layers, one segment."""
+    root = custom_run / "results" / "custom" / "explorer"
+    manifest = (root / "manifest.js").read_text()
+    models = json.loads(manifest[manifest.index("(") + 1:manifest.rindex(")")])["videos"]
+    assert [(v["dataset"], v["video"]) for v in models] == [("custom", "clip")]
+    by_arch = {m["arch"]: m for m in models[0]["models"]}
+    assert by_arch["nerv"]["layers"] == ["head", "b3"] and by_arch["ffn"]["layers"] == ["l3"]
+    for arch, model in by_arch.items():
+        _, segments = read_js(root / model["path"] / f"{model['layers'][0]}_segments.js")
+        assert [s["name"] for f in segments["frames"] for s in f["segments"]] == \
+            ["other"] * len(model["frames"]), arch

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import base64
 import json
 import math
-import zlib
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from explorer_files import read_js, unpack
 from PIL import Image
 
 from xinc.canvas import ffn_canvas, nerv_canvas
@@ -33,23 +32,6 @@ CANVAS = {"time_index": "exact", "mode": "reference", "chunk": None, "bias": "sp
 EXPLORER = {"top_k": 5, "maps": 12, "grid": [2, 4]}
 MEMBERS = {1: [7, 3, 7], 2: [150]}  # cluster members of NeRV b2 at frame 4, by seed
 H, W = 32, 64
-
-
-def read_js(path: Path) -> tuple[str, dict]:
-    """(key, data) of an `XINC.add(key, data);` file."""
-    text = path.read_text()
-    assert text.startswith("XINC.add(") and text.endswith(");\n"), path
-    key, data = json.loads("[" + text[len("XINC.add("):-3] + "]")
-    return key, data
-
-
-def unpack(packed: dict) -> np.ndarray:
-    """A packed array (docs/formats.md §11): inflate, undo the byte planes, reshape."""
-    dtype = np.dtype(packed["dtype"]).newbyteorder("<")
-    raw = np.frombuffer(zlib.decompress(base64.b64decode(packed["data"])), np.uint8)
-    if packed["planes"]:
-        raw = raw.reshape(dtype.itemsize, -1).T.copy()
-    return np.frombuffer(raw.tobytes(), dtype).reshape(packed["shape"])
 
 
 def build(root: Path, work: Path, tmp: Path) -> dict[str, Path]:

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from explorer_files import read_js, unpack
 from PIL import Image
 
 from tests.conftest import BIN, ROOT, snakemake
@@ -631,22 +632,6 @@ def chromium():
         browser.close()
 
 
-def explorer_js(path: Path) -> dict:
-    """The data of one explorer file `XINC.add(key, data);` (docs/formats.md §11)."""
-    text = path.read_text()
-    return json.loads("[" + text[len("XINC.add("):-3] + "]")[1]
-
-
-def explorer_array(packed: dict) -> np.ndarray:
-    import zlib
-
-    dtype = np.dtype(packed["dtype"]).newbyteorder("<")
-    raw = np.frombuffer(zlib.decompress(base64.b64decode(packed["data"])), np.uint8)
-    if packed["planes"]:
-        raw = raw.reshape(dtype.itemsize, -1).T.copy()
-    return np.frombuffer(raw.tobytes(), dtype).reshape(packed["shape"])
-
-
 def pixel_top(maps: np.ndarray, x: int, y: int, k: int) -> tuple[list[int], list[float]]:
     """The top-k neurons of pixel (x, y) by |C| (ties: lower id; zero |C| not listed) and
     their shares of Σ|C|, straight from the full canvas."""
@@ -734,12 +719,12 @@ def test_smoke_explorer_in_a_browser(smoke_run, chromium, tmp_path):
     # neuron, and its seed's model
     again.select_option("#layer", "b2")
     settle(again)
-    scatter = explorer_js(root / "clusters" / "cityscapes_vps" / "0001" / "f4" / "nerv" /
-                          "b2" / "seeds_1-2.js")
-    xs = 8 + 304 * explorer_array(scatter["x"]).astype(float) / 65535  # as explorer.js draws
-    ys = 8 + 304 * (1 - explorer_array(scatter["y"]).astype(float) / 65535)
+    _, scatter = read_js(root / "clusters" / "cityscapes_vps" / "0001" / "f4" / "nerv" /
+                         "b2" / "seeds_1-2.js")
+    xs = 8 + 304 * unpack(scatter["x"]).astype(float) / 65535  # as explorer.js draws
+    ys = 8 + 304 * (1 - unpack(scatter["y"]).astype(float) / 65535)
     gap = np.hypot(xs[:, None] - xs[None], ys[:, None] - ys[None]) + np.eye(len(xs)) * 1e9
-    own = np.flatnonzero(explorer_array(scatter["seed"]) == scatter["seeds"].index(1))
+    own = np.flatnonzero(unpack(scatter["seed"]) == scatter["seeds"].index(1))
     point = int(own[np.argmax(gap[own].min(1))])  # seed 1's most isolated point
     px, py = xs[point], ys[point]
     again.locator("#scatter").scroll_into_view_if_needed()
@@ -747,7 +732,7 @@ def test_smoke_explorer_in_a_browser(smoke_run, chromium, tmp_path):
     again.mouse.click(canvas["x"] + px * canvas["width"] / 320,
                       canvas["y"] + py * canvas["height"] / 320)
     settle(again)
-    picked = int(explorer_array(scatter["neuron"])[point])
+    picked = int(unpack(scatter["neuron"])[point])
     assert again.locator("#model").input_value() == "nerv:1"
     assert f"n=b2:{picked}" in again.url
     assert "cluster" in again.locator("#neuron-about").inner_text()

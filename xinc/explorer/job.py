@@ -120,12 +120,12 @@ def explorer_model_data(ckpts: Sequence[str | Path], stats: Sequence[str | Path]
     images = read_npy(frames_file, mmap_mode="r")
     target = resolve_device(device)
     per_layer: dict[str, list[tuple[int, dict[str, Any]]]] = {layer: [] for layer in layers}
-    loaded: dict[str, torch.nn.Module] = {}
+    loaded, net = None, None  # a NeRV's one checkpoint is loaded once
     for i, (frame, ckpt) in enumerate(zip(frames, _by_frame(ckpts, len(frames), "checkpoints"),
                                           strict=True)):
-        if str(ckpt) not in loaded:
-            loaded = {str(ckpt): load_model(ckpt).to(target)}
-        found = _explore_frame(job, loaded[str(ckpt)], frame, np.asarray(images[frame]),
+        if ckpt != loaded:
+            loaded, net = ckpt, load_model(ckpt).to(target)
+        found = _explore_frame(job, net, frame, np.asarray(images[frame]),
                                read_npz(groups[i]), stats[i * len(layers):(i + 1) * len(layers)])
         for layer, entry in found.items():
             per_layer[layer].append(entry)

@@ -27,8 +27,8 @@ def scatter_data(clusters: dict[str, Any]) -> dict[str, Any]:
     seeds = [int(s) for s in meta["seeds"]]
     x, x_lo, x_hi = _unit(clusters["xy"][:, 0])
     y, y_lo, y_hi = _unit(clusters["xy"][:, 1])
-    seed_index = np.searchsorted(seeds, clusters["seed"]) if seeds == sorted(seeds) else \
-        np.array([seeds.index(int(s)) for s in clusters["seed"]], np.int64)
+    position = {seed: i for i, seed in enumerate(seeds)}
+    seed_index = np.array([position[int(s)] for s in clusters["seed"]], np.int64)
     neurons = np.asarray(clusters["neuron"], np.int64)
     labels = np.asarray(clusters["labels"], np.int64)
     return {
